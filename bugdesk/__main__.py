@@ -1,0 +1,3 @@
+from bugdesk.cli import main
+
+main()

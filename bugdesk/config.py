@@ -1,0 +1,118 @@
+"""Settings: one place that knows the defaults, ``bugdesk.toml`` and the ``BUGDESK_*`` environment.
+
+Precedence, lowest first: built-in defaults, ``bugdesk.toml`` in the working
+directory (or the file named by ``BUGDESK_CONFIG``), environment variables,
+then explicit command-line options (applied by the caller via ``replace``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bugdesk.errors import ConfigError
+
+SEVERITIES = ("critical", "high", "medium", "low")
+
+DEFAULT_SLA_HOURS = {"critical": 4.0, "high": 24.0, "medium": 72.0, "low": 336.0}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///bugdesk.db"
+    # Hours from creation to the SLA due time, per severity.
+    sla_hours: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SLA_HOURS))
+    lease_seconds: int = 600
+    # A fingerprint whose canonical is closed still joins it when seen within this window.
+    dedup_window_hours: float = 72.0
+    # At most one `occurrence` event per canonical in this interval; counts are always exact.
+    occurrence_event_seconds: int = 600
+    # Failed agent runs after which a report is flagged for a human.
+    max_agent_attempts: int = 3
+    sqlite_busy_timeout_ms: int = 10_000
+    api_body_limit_bytes: int = 1_048_576
+    backlog_threshold: int = 100
+    backlog_max_age_hours: float = 24.0
+    sla_breach_threshold: int = 0
+
+    def sla_for(self, severity: str) -> timedelta:
+        return timedelta(hours=self.sla_hours[severity])
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_seconds)
+
+    @property
+    def dedup_window(self) -> timedelta:
+        return timedelta(hours=self.dedup_window_hours)
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Defaults < bugdesk.toml < BUGDESK_* environment < ``overrides`` (None values ignored)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    layers = (
+        _from_toml(Path(env.get("BUGDESK_CONFIG", "bugdesk.toml"))),
+        _from_env(env),
+        {k: v for k, v in overrides.items() if v is not None},
+    )
+    for layer in layers:
+        for name, value in layer.items():
+            if name == "sla_hours" and isinstance(value, dict):
+                value = {**values.get("sla_hours", {}), **value}  # severities merge across layers
+            values[name] = value
+    return _build(values)
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    # Accept both a flat file and one with a [bugdesk] table.
+    return dict(data.get("bugdesk", data))
+
+
+def _from_env(env: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        key = f"BUGDESK_{f.name.upper()}"
+        if f.name == "sla_hours":
+            sla = {s: env[f"BUGDESK_SLA_{s.upper()}_HOURS"] for s in SEVERITIES
+                   if f"BUGDESK_SLA_{s.upper()}_HOURS" in env}
+            if sla:
+                values["sla_hours"] = sla
+        elif key in env:
+            values[f.name] = env[key]
+    return values
+
+
+def _build(values: dict[str, Any]) -> Settings:
+    known = {f.name: f for f in fields(Settings)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    base = Settings()
+    converted: dict[str, Any] = {}
+    for name, raw in values.items():
+        default = getattr(base, name)
+        try:
+            if name == "sla_hours":
+                merged = dict(base.sla_hours)
+                merged.update({k: float(v) for k, v in dict(raw).items()})
+                if set(merged) != set(SEVERITIES) or any(h <= 0 for h in merged.values()):
+                    raise ValueError(f"needs positive hours for {', '.join(SEVERITIES)}")
+                converted[name] = merged
+            elif isinstance(default, str):
+                converted[name] = str(raw)
+            else:
+                converted[name] = type(default)(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"setting {name}={raw!r} is not valid: {exc}") from exc
+    return replace(base, **converted)

@@ -1,0 +1,143 @@
+"""Opening databases (SQLite or PostgreSQL from a URL) and running the migrations in ``schema/``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+from playhouse import db_url
+from playhouse.migrations import Runner
+
+from bugdesk.config import Settings
+from bugdesk.errors import ConfigError, SchemaError
+
+# The models bind to this proxy; `use()` points it at a real database.
+database = DatabaseProxy()
+
+MIGRATION_TABLE = "schema_migrations"
+
+_SQLITE_TYPES = {"UTCDATETIME": "DATETIME", "UUID": "TEXT"}
+_POSTGRES_TYPES = {"UTCDATETIME": "TIMESTAMPTZ", "UUID": "UUID"}
+
+
+def normalize_url(url: str) -> str:
+    """A bare path means a SQLite file, so ``--db demo.db`` works."""
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    return url
+
+
+def open_database(url: str, settings: Settings | None = None) -> Database:
+    """A peewee Database for ``url`` with bugdesk's connection settings (not yet connected)."""
+    settings = settings or Settings()
+    url = normalize_url(url)
+    scheme = url.split("://", 1)[0]
+    if scheme.startswith("sqlite"):
+        pragmas = {
+            "journal_mode": "wal",
+            "foreign_keys": 1,
+            "busy_timeout": settings.sqlite_busy_timeout_ms,
+            "synchronous": "normal",
+            "cache_size": -64_000,
+        }
+        # Every transaction takes the write lock up front: a deferred one that
+        # upgrades later can fail with SQLITE_BUSY without honouring the timeout.
+        return db_url.connect(
+            url,
+            pragmas=pragmas,
+            lock_type="IMMEDIATE",
+            timeout=settings.sqlite_busy_timeout_ms / 1000,
+            field_types=_SQLITE_TYPES,
+        )
+    if scheme.startswith("postgres"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(
+                "PostgreSQL needs psycopg 3: install with `uv sync --extra postgres` "
+                "or `pip install 'bugdesk[postgres]'`"
+            ) from exc
+        return db_url.connect(url, field_types=_POSTGRES_TYPES)
+    raise ConfigError(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///PATH, a file path, "
+        "or postgresql://USER@HOST:PORT/DBNAME"
+    )
+
+
+def use(db: Database) -> Database:
+    """Point the models at ``db``."""
+    database.initialize(db)
+    return db
+
+
+def is_sqlite(db: Database | None = None) -> bool:
+    db = db if db is not None else database.obj
+    return isinstance(db, SqliteDatabase)
+
+
+def is_postgres(db: Database | None = None) -> bool:
+    db = db if db is not None else database.obj
+    return isinstance(db, PostgresqlDatabase)
+
+
+def schema_dir() -> Path:
+    """``schema/`` beside the package in a checkout, ``bugdesk/_schema`` in a wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "schema", here / "_schema"):
+        if candidate.is_dir():
+            return candidate
+    raise SchemaError("the migration scripts (schema/) are missing from this installation")
+
+
+def _runner(db: Database) -> Runner:
+    return Runner(db, str(schema_dir()), table_name=MIGRATION_TABLE)
+
+
+def migration_status(db: Database) -> list[tuple[str, bool]]:
+    """(name, applied) for every migration script, in order."""
+    return [(m.name, m.applied is not None) for m in _runner(db).status() if m.path]
+
+
+def pending_migrations(db: Database) -> list[str]:
+    return [name for name, applied in migration_status(db) if not applied]
+
+
+def upgrade(db: Database) -> list[str]:
+    """Apply pending migrations; returns their names (empty when up to date)."""
+    return _runner(db).up()
+
+
+def ensure_schema(db: Database, *, auto_upgrade_empty: bool = True) -> None:
+    """Refuse to work on an out-of-date schema.
+
+    A brand-new database (no tables at all) is created on the spot, since that
+    is what anyone running bugdesk for the first time expects. A database that
+    already holds data is never migrated behind the operator's back.
+    """
+    pending = pending_migrations(db)
+    if not pending:
+        return
+    if auto_upgrade_empty and not db.get_tables():
+        upgrade(db)
+        return
+    raise SchemaError(
+        f"the database has {len(pending)} pending migration(s) ({', '.join(pending)}); "
+        "run `bugdesk db upgrade` first",
+        pending=pending,
+    )
+
+
+@contextlib.contextmanager
+def connected(url: str, settings: Settings | None = None, *, check_schema: bool = True) -> Iterator[Database]:
+    """Open, bind the models, check the schema, and close again at the end."""
+    db = use(open_database(url, settings))
+    db.connect(reuse_if_open=True)
+    try:
+        if check_schema:
+            ensure_schema(db)
+        yield db
+    finally:
+        if not db.is_closed():
+            db.close()

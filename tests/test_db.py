@@ -1,0 +1,67 @@
+"""Opening databases and running migrations on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from bugdesk import db as dbmod
+from bugdesk.config import Settings
+from bugdesk.errors import ConfigError, SchemaError
+
+
+def test_upgrading_twice_is_a_no_op_the_second_time(tmp_path):
+    database = dbmod.open_database(str(tmp_path / "fresh.db"))
+    database.connect()
+    assert dbmod.pending_migrations(database) == ["0001_initial"]
+    assert dbmod.upgrade(database) == ["0001_initial"]
+    assert dbmod.upgrade(database) == []
+    assert dbmod.pending_migrations(database) == []
+    assert "bug_reports" in database.get_tables()
+
+
+def test_the_same_migrations_apply_to_postgres(db_url):
+    database = dbmod.open_database(db_url)
+    database.connect()
+    assert dbmod.pending_migrations(database) == []
+    assert {"bug_reports", "bug_report_events", "bug_report_dedup", "agent_runs", "api_tokens",
+            "releases"} <= set(database.get_tables())
+    assert dbmod.upgrade(database) == []
+    database.close()
+
+
+def test_a_brand_new_database_is_created_on_first_use(tmp_path):
+    with dbmod.connected(str(tmp_path / "new.db")) as database:
+        assert dbmod.pending_migrations(database) == []
+
+
+def test_a_database_with_data_and_pending_migrations_is_refused_with_the_fix(tmp_path):
+    database = dbmod.open_database(str(tmp_path / "old.db"))
+    database.connect()
+    database.execute_sql("CREATE TABLE something_else (id INTEGER)")
+    with pytest.raises(SchemaError) as info:
+        dbmod.ensure_schema(database)
+    assert "bugdesk db upgrade" in str(info.value)
+
+
+def test_sqlite_is_opened_with_wal_foreign_keys_and_a_busy_timeout(tmp_path):
+    database = dbmod.open_database(str(tmp_path / "p.db"), Settings(sqlite_busy_timeout_ms=1234))
+    database.connect()
+    assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 1234
+    assert database.execute_sql("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_an_unknown_url_scheme_says_what_is_supported():
+    with pytest.raises(ConfigError) as info:
+        dbmod.open_database("mongodb://localhost/x")
+    assert "postgresql://" in str(info.value) and "sqlite:///" in str(info.value)
+
+
+def test_foreign_keys_cascade_events_with_their_report(db, make_report):
+    from bugdesk.models import BugReport, BugReportEvent
+
+    report = make_report()
+    assert BugReportEvent.select().where(BugReportEvent.report == report.id).count() == 1
+    BugReport.delete().where(BugReport.id == report.id).execute()
+    assert BugReportEvent.select().where(BugReportEvent.report == report.id).count() == 0
