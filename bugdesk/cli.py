@@ -31,8 +31,12 @@ err_console = Console(stderr=True)
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", envvar="BUGDESK_DATABASE_URL", help="Database URL or SQLite file path "
-                 "[default: sqlite:///bugdesk.db]", show_default=False),
+    typer.Option(
+        "--db",
+        envvar="BUGDESK_DATABASE_URL",
+        help="Database URL or SQLite file path [default: sqlite:///bugdesk.db]",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

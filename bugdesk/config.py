@@ -84,8 +84,9 @@ def _from_env(env: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
     for f in fields(Settings):
         key = f"BUGDESK_{f.name.upper()}"
         if f.name == "sla_hours":
-            sla = {s: env[f"BUGDESK_SLA_{s.upper()}_HOURS"] for s in SEVERITIES
-                   if f"BUGDESK_SLA_{s.upper()}_HOURS" in env}
+            sla = {
+                s: env[f"BUGDESK_SLA_{s.upper()}_HOURS"] for s in SEVERITIES if f"BUGDESK_SLA_{s.upper()}_HOURS" in env
+            }
             if sla:
                 values["sla_hours"] = sla
         elif key in env:

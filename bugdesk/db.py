@@ -123,8 +123,7 @@ def ensure_schema(db: Database, *, auto_upgrade_empty: bool = True) -> None:
         upgrade(db)
         return
     raise SchemaError(
-        f"the database has {len(pending)} pending migration(s) ({', '.join(pending)}); "
-        "run `bugdesk db upgrade` first",
+        f"the database has {len(pending)} pending migration(s) ({', '.join(pending)}); run `bugdesk db upgrade` first",
         pending=pending,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from peewee import (
+    SQL,
     AutoField,
     BigAutoField,
     BooleanField,
@@ -18,6 +19,12 @@ from peewee import (
 from bugdesk.clock import utcnow
 from bugdesk.db import database
 from bugdesk.fields import JSONField, UTCDateTimeField, UUIDField
+
+# Literal SQL, spelled exactly as the partial indexes of schema/0001_initial.py:
+# SQLite uses a partial index only when the query repeats its predicate
+# verbatim, and never through bound parameters.
+OPEN_PREDICATE = SQL("status NOT IN ('resolved', 'closed')")
+QUEUE_PREDICATE = SQL("status IN ('new', 'triaged')")
 
 
 class BaseModel(Model):
@@ -47,9 +54,7 @@ class BugReport(BaseModel):
     request_id = CharField(max_length=128, null=True, index=True)
     release_sha = CharField(max_length=64, null=True, index=True)
     fingerprint = CharField(max_length=64, null=True, index=True)
-    duplicate_of = ForeignKeyField(
-        "self", null=True, on_delete="SET NULL", backref="duplicates", index=False
-    )
+    duplicate_of = ForeignKeyField("self", null=True, on_delete="SET NULL", backref="duplicates", index=False)
     resolution_notes = TextField(null=True)
     resolution_commits = JSONField(null=True)
     fixed_in_release = CharField(max_length=64, null=True)

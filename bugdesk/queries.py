@@ -10,11 +10,11 @@ from typing import Any
 
 from peewee import fn
 
+from bugdesk import validate
 from bugdesk.clock import utcnow
 from bugdesk.errors import ValidationError
 from bugdesk.lifecycle import DONE_STATUSES, OPEN_STATUSES, SEVERITIES, STATUSES
-from bugdesk.models import BugReport, BugReportEvent
-from bugdesk.service import validate
+from bugdesk.models import OPEN_PREDICATE, BugReport, BugReportEvent
 
 SORTS = ("-created_at", "created_at", "-updated_at", "updated_at", "sla_due_at", "-sla_due_at",
          "number", "-number")  # fmt: skip
@@ -79,7 +79,7 @@ def apply_filter(query, flt: ReportFilter, now: datetime | None = None):
     statuses, only_open = expand_statuses(flt.status)
     if only_open or flt.sla_breached:
         # Written as NOT IN (done) so SQLite can match the partial indexes.
-        query = query.where(BugReport.status.not_in(list(DONE_STATUSES)))
+        query = query.where(OPEN_PREDICATE)
         if statuses and not only_open:
             query = query.where(BugReport.status.in_(statuses))
     elif statuses:
@@ -150,8 +150,14 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
         ) from None
 
 
-def list_reports(flt: ReportFilter | None = None, *, sort: str = "-created_at", limit: int = 50,
-                 cursor: str | None = None, now: datetime | None = None) -> Page:
+def list_reports(
+    flt: ReportFilter | None = None,
+    *,
+    sort: str = "-created_at",
+    limit: int = 50,
+    cursor: str | None = None,
+    now: datetime | None = None,
+) -> Page:
     """One page of reports; pass ``next_cursor`` back for the next. Keyset-paginated (no OFFSET)."""
     if sort not in SORTS:
         raise ValidationError(f"sort {sort!r} is not supported; use one of: {', '.join(SORTS)}", field="sort")
@@ -206,18 +212,12 @@ def status_summary(now: datetime | None = None) -> dict[str, Any]:
     for status, severity, n in rows:
         counts.setdefault(status, {}).setdefault(severity, 0)
         counts[status][severity] += n
-    open_base = BugReport.select().where(
-        BugReport.status.not_in(list(DONE_STATUSES)), BugReport.duplicate_of.is_null()
-    )
+    open_base = BugReport.select().where(OPEN_PREDICATE, BugReport.duplicate_of.is_null())
     breaches = {}
     for severity in SEVERITIES:
-        breaches[severity] = open_base.where(
-            BugReport.severity == severity, BugReport.sla_due_at < now
-        ).count()
+        breaches[severity] = open_base.where(BugReport.severity == severity, BugReport.sla_due_at < now).count()
     oldest = (
-        open_base.select(BugReport.number, BugReport.title, BugReport.created_at)
-        .order_by(BugReport.created_at)
-        .first()
+        open_base.select(BugReport.number, BugReport.title, BugReport.created_at).order_by(BugReport.created_at).first()
     )
     active_claims = (
         BugReport.select().where(BugReport.claimed_by.is_null(False), BugReport.claim_expires_at > now).count()
@@ -234,7 +234,9 @@ def status_summary(now: datetime | None = None) -> dict[str, Any]:
         "duplicates": duplicates,
         "sla_breaches": sum(breaches.values()),
         "sla_breaches_by_severity": breaches,
-        "oldest_open": None if oldest is None else {
+        "oldest_open": None
+        if oldest is None
+        else {
             "number": oldest.number,
             "title": oldest.title,
             "created_at": oldest.created_at.isoformat(),

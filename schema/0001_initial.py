@@ -30,11 +30,11 @@ PARTIAL_INDEXES = (
     "WHERE status NOT IN ('resolved', 'closed') AND duplicate_of_id IS NULL",
     "CREATE INDEX ix_bug_reports_open_created ON bug_reports (created_at) "
     "WHERE status NOT IN ('resolved', 'closed') AND duplicate_of_id IS NULL",
-    "CREATE INDEX ix_bug_reports_claims ON bug_reports (claim_expires_at) "
-    "WHERE claimed_by IS NOT NULL",
+    "CREATE INDEX ix_bug_reports_claims ON bug_reports (claim_expires_at) WHERE claimed_by IS NOT NULL",
     "CREATE INDEX ix_bug_reports_status_severity_sla ON bug_reports (status, severity, sla_due_at)",
-    # Serves "duplicates of X" and, as a covering scan, the status x severity summary.
-    "CREATE INDEX ix_bug_reports_duplicate_of ON bug_reports (duplicate_of_id, status, severity)",
+    "CREATE INDEX ix_bug_reports_duplicate_of ON bug_reports (duplicate_of_id) WHERE duplicate_of_id IS NOT NULL",
+    # Covers the status x severity summary of canonical reports.
+    "CREATE INDEX ix_bug_reports_canonical ON bug_reports (status, severity) WHERE duplicate_of_id IS NULL",
 )
 
 

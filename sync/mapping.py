@@ -8,7 +8,9 @@ are mapped to a safe default and named in ``Record.warnings`` instead of failing
 
 :func:`freshness` orders copies of one legacy id, :func:`resolve_duplicates` keeps the
 newest copy of each id, and :func:`unlink_dangling_duplicates` drops ``duplicate_of``
-links whose target exists nowhere. Nothing here touches a database.
+links whose target exists nowhere. :func:`route_template` turns a concrete URL into a
+route template and :func:`route_key` spells routes of all generations alike. Nothing here
+touches a database.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "normalise_severity",
     "normalise_status",
     "resolve_duplicates",
+    "route_key",
     "route_template",
     "unlink_dangling_duplicates",
 ]
@@ -240,6 +243,7 @@ _ID_SEGMENT = re.compile(
     r"|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"  # uuids
     r"|(?=[a-zA-Z]*\d)[0-9a-fA-F]{8,}"  # hex ids and hashes (with at least one digit)
     r"|(?=[A-Za-z_-]*\d)[A-Za-z0-9_-]{16,}"  # opaque tokens (with at least one digit)
+    r"|(?=(?:[^A-Z]*[A-Z]){3})(?=(?:[^a-z]*[a-z]){3})[A-Za-z]{16,}"  # random-case tokens
     r"|.*\d{2,}.*|.*[-_.]\d+"  # codes and slugs with a number (SKU-00042-BL, some-item-7)
 )
 _VERSION_SEGMENT = re.compile(r"v\d+(?:\.\d+)*", re.IGNORECASE)
@@ -258,12 +262,29 @@ def route_template(url: str | None) -> str | None:
     parts = urlsplit(url.strip())
     path = parts.path or "/"
     segments = [
-        "{id}"
-        if seg and not _VERSION_SEGMENT.fullmatch(seg) and _ID_SEGMENT.fullmatch(seg)
-        else seg
+        "{id}" if seg and not _VERSION_SEGMENT.fullmatch(seg) and _ID_SEGMENT.fullmatch(seg) else seg
         for seg in path.split("/")
     ]
     return "/".join(segments) or "/"
+
+
+_METHOD_PREFIX = re.compile(r"(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?[^<>]+>|\{[^{}]+\}")
+
+
+def route_key(route: str | None) -> str | None:
+    """One comparable spelling of a route across generations.
+
+    Records keep the route as each generation wrote it: a Flask rule
+    (``/api/invoices/<int:invoice_id>``), a brace template that may start with the HTTP
+    method (``POST /api/invoices/{invoice_id}``), or for generation 1 a template derived
+    from the URL (``/api/invoices/{id}``). This drops the method and turns every
+    placeholder into ``{id}`` so the three compare equal.
+    """
+    if not route or not isinstance(route, str):
+        return None
+    path = _METHOD_PREFIX.sub("", route.strip(), count=1)
+    return _PLACEHOLDER.sub("{id}", path) or None
 
 
 # --- the mapping -------------------------------------------------------------------------
@@ -285,8 +306,15 @@ def map_entry(entry: Entry, *, now: datetime | None = None) -> Record | Quaranti
         return Quarantine(MISSING_ID, "report without an id")
     title_key = "summary" if entry.generation == 2 else "title"
     title = raw.get(title_key)
-    if title is None or _str(title) is None:
-        state = "missing" if title_key not in raw else ("null" if title is None else "blank")
+    if _str(title) is None:
+        if title_key not in raw:
+            state = "missing"
+        elif title is None:
+            state = "null"
+        elif isinstance(title, str):
+            state = "blank"
+        else:
+            state = f"not text ({type(title).__name__})"
         return Quarantine(MISSING_TITLE, f"{title_key} is {state}")
     warnings = list(entry.warnings)
     fields = _BY_GENERATION[entry.generation](raw, warnings)
@@ -376,7 +404,7 @@ def _traceback_fields(
     return None, None, None, None
 
 
-def _event_time(value: object, fallback: datetime | None, label: str, warnings: list[str]):
+def _event_time(value: object, fallback: datetime | None, label: str, warnings: list[str]) -> datetime | None:
     try:
         return parse_timestamp(value)
     except (TimestampError, OverflowError) as exc:
@@ -406,9 +434,7 @@ def _gen1(raw: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
             continue
         events.append(LegacyEvent("note", at, _actor(m.group(2)), (m.group(3) or "").strip()))
     description = _text(raw.get("body"))
-    stacktrace, tb_source, exc_type, exc_message = _traceback_fields(
-        _text(raw.get("traceback")), description
-    )
+    stacktrace, tb_source, exc_type, exc_message = _traceback_fields(_text(raw.get("traceback")), description)
     url = _str(raw.get("url"))
     status, explicit = _status(raw.get("status"), warnings, events, resolved=False)
     return {
@@ -536,9 +562,7 @@ def _gen3(raw: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         at = _event_time(item.get("at"), created, f"events[{i}].at", warnings)
         if at is None:
             continue
-        data = {
-            k: v for k, v in item.items() if k not in ("type", "at", "actor", "text", "from", "to")
-        }
+        data = {k: v for k, v in item.items() if k not in ("type", "at", "actor", "text", "from", "to")}
         from_status = to_status = None
         for key in ("from", "to"):
             value = item.get(key)
@@ -567,9 +591,7 @@ def _gen3(raw: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     commits_raw = resolution.get("commit_shas")
     commits = [c for c in commits_raw if isinstance(c, str)] if isinstance(commits_raw, list) else []
     description = _text(raw.get("description"))
-    stacktrace, tb_source, exc_type, exc_message = _traceback_fields(
-        _text(raw.get("stacktrace")), description
-    )
+    stacktrace, tb_source, exc_type, exc_message = _traceback_fields(_text(raw.get("stacktrace")), description)
     resolved_at = _time(raw, "resolved_at", warnings)
     status, explicit = _status(raw.get("status"), warnings, events, resolved=resolved_at is not None)
     duplicate_of = _str(raw.get("duplicate_of"))

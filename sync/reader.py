@@ -88,16 +88,22 @@ class Entry:
     newline) or of the array element's canonical JSON. ``mtime`` is the file's
     modification time in epoch seconds. ``warnings`` carries decoding remarks such as a
     Latin-1 fallback.
+
+    ``raw`` is the parsed object (also for ``unknown_format`` objects) and ``None`` for
+    anything that did not parse to an object. ``legacy_id`` comes from ``raw`` when
+    there is one, and is otherwise salvaged from the text of a broken file where an
+    ``"id"``/``"report_id"`` pair is still legible (truncated files, Python reprs).
+    ``error`` is ``None`` for entries that may be mapped.
     """
 
     path: str
-    line: int | None
-    index: int | None
-    raw: dict[str, Any] | None
-    generation: int | None
-    legacy_id: str | None
-    content_hash: str
-    mtime: float
+    line: int | None = None
+    index: int | None = None
+    raw: dict[str, Any] | None = None
+    generation: int | None = None
+    legacy_id: str | None = None
+    content_hash: str = ""
+    mtime: float = 0.0
     error: Quarantine | None = None
     warnings: list[str] = field(default_factory=list)
     offset: int | None = None
@@ -105,9 +111,7 @@ class Entry:
 
 # --- names -------------------------------------------------------------------------------
 
-_JSON_NAME = re.compile(
-    r"\.(json|jsonl|ndjson)(?:\.(?:bak|backup|orig|old|save|sav|\d+)|~)*$", re.IGNORECASE
-)
+_JSON_NAME = re.compile(r"\.(json|jsonl|ndjson)(?:\.(?:bak|backup|orig|old|save|sav|\d+)|~)*$", re.IGNORECASE)
 
 
 def _framing_of(name: str) -> str | None:
@@ -155,21 +159,25 @@ _REPORT_FIELDS = frozenset(
 )
 
 
+_GEN1_ONLY_FIELDS = frozenset({"reported_by", "created", "body", "traceback"})
+
+
 def detect_generation(obj: dict[str, Any]) -> int | None:
     """The generation (1, 2 or 3) whose marker keys ``obj`` carries, else ``None``.
 
     gen 3: ``"schema": "bugreport/3"``; gen 2: ``"version": 2`` with ``report_id``;
-    gen 1: a string ``id`` with a ``level`` (the ``BR-`` prefix of gen-1 ids is not
-    required, so stores whose CLI numbered reports differently are still read).
-    When several markers are present the newest generation wins.
+    gen 1: a string ``id`` with a ``level``, or with two other keys only generation 1
+    used (``reported_by``, ``created``, ``body``, ``traceback``), so a gen-1 file that
+    lost its level is still recognised. The ``BR-`` prefix of gen-1 ids is not required,
+    so stores whose CLI numbered reports differently are still read. When several
+    markers are present the newest generation wins.
     """
     schema = obj.get("schema")
     if isinstance(schema, str) and schema.strip().lower() == "bugreport/3":
         return 3
-    if "report_id" in obj:
-        if obj.get("version") in (2, "2"):
-            return 2
-    if "level" in obj and isinstance(obj.get("id"), str):
+    if "report_id" in obj and obj.get("version") in (2, "2"):
+        return 2
+    if isinstance(obj.get("id"), str) and ("level" in obj or len(_GEN1_ONLY_FIELDS.intersection(obj)) >= 2):
         return 1
     return None
 
@@ -185,9 +193,7 @@ def _classify(value: Any) -> tuple[int | None, Quarantine | None]:
     if isinstance(schema, str) and schema.strip().lower().startswith("bugreport/"):
         return None, Quarantine(UNKNOWN_FORMAT, f"unknown report schema {schema!r}")
     if "report_id" in value:
-        return None, Quarantine(
-            UNKNOWN_FORMAT, f"report_id with unsupported version {value.get('version')!r}"
-        )
+        return None, Quarantine(UNKNOWN_FORMAT, f"report_id with unsupported version {value.get('version')!r}")
     known = sorted(_REPORT_FIELDS.intersection(value))
     if len(known) >= 2:
         return None, Quarantine(
@@ -311,9 +317,14 @@ def iter_entries(root: Path | str) -> Iterator[Entry]:
     """Yield every entry of the store under ``root`` in a deterministic (sorted) order.
 
     Files are read one at a time and never all at once; directory symlinks are not
-    followed (they could loop). Paths in the entries are relative to ``root``.
+    followed (they could loop) but reported as ``not_a_report``. Paths in the entries
+    are relative to ``root``. A missing ``root`` raises ``FileNotFoundError``; problems
+    below it become ``unreadable`` entries.
     """
-    yield from _walk(os.fspath(root), "")
+    top = os.fspath(root)
+    if not os.path.isdir(top):
+        raise FileNotFoundError(f"legacy store directory not found: {top}")
+    yield from _walk(top, "")
 
 
 def _walk(directory: str, prefix: str) -> Iterator[Entry]:
@@ -331,14 +342,15 @@ def _walk(directory: str, prefix: str) -> Iterator[Entry]:
             is_dir = False
         if is_dir:
             yield from _walk(child.path, rel + "/")
+        elif child.is_symlink() and os.path.isdir(child.path):
+            error = Quarantine(NOT_A_REPORT, "symlink to a directory, not followed")
+            yield Entry(rel, error=error)
         else:
             yield from _read_file(child.path, rel, child.name)
 
 
 def _unreadable(rel: str, exc: OSError) -> Entry:
-    return Entry(
-        rel, None, None, None, None, None, "", 0.0, Quarantine(UNREADABLE, str(exc.strerror or exc))
-    )
+    return Entry(rel, error=Quarantine(UNREADABLE, str(exc.strerror or exc)))
 
 
 def _read_file(path: str, rel: str, name: str) -> Iterator[Entry]:
@@ -349,6 +361,7 @@ def _read_file(path: str, rel: str, name: str) -> Iterator[Entry]:
         yield _unreadable(rel, exc)
         return
     try:
+        # fstat on the open descriptor: one call for the mtime and the size, no extra lookup.
         st = os.fstat(fd)
         mtime = st.st_mtime
         if framing is None:
@@ -356,17 +369,8 @@ def _read_file(path: str, rel: str, name: str) -> Iterator[Entry]:
             digest = hashlib.sha256()
             while chunk := os.read(fd, _CHUNK):
                 digest.update(chunk)
-            yield Entry(
-                rel,
-                None,
-                None,
-                None,
-                None,
-                None,
-                digest.hexdigest(),
-                mtime,
-                Quarantine(NOT_A_REPORT, f"not a JSON file name ({name!r})"),
-            )
+            error = Quarantine(NOT_A_REPORT, f"not a JSON file name ({name!r})")
+            yield Entry(rel, content_hash=digest.hexdigest(), mtime=mtime, error=error)
             return
         data = _read_all(fd, st.st_size)
     except OSError as exc:
@@ -398,20 +402,17 @@ def _looks_like_document(data: bytes) -> bool:
 
 
 def _document(data: bytes, rel: str, mtime: float) -> Iterator[Entry]:
+    """Entries of a file holding one JSON document (an object or an array of them)."""
     digest = hashlib.sha256(data).hexdigest()
 
     def broken(reason: str, message: str, text: str = "", warnings: list[str] | None = None):
         return Entry(
             rel,
-            None,
-            None,
-            None,
-            None,
-            _salvage_id(text) if text else None,
-            digest,
-            mtime,
-            Quarantine(reason, message),
-            warnings or [],
+            legacy_id=_salvage_id(text) if text else None,
+            content_hash=digest,
+            mtime=mtime,
+            error=Quarantine(reason, message),
+            warnings=warnings or [],
         )
 
     if not data:
@@ -425,10 +426,10 @@ def _document(data: bytes, rel: str, mtime: float) -> Iterator[Entry]:
         yield broken(INVALID_JSON, f"file contains {problem}", text)
         return
     text, warning = decode_bytes(data)
+    warnings = [warning] if warning else []
     if utf16 and "\x00" in text:
         yield broken(INVALID_JSON, f"file contains NUL characters at {text.index(chr(0))}")
         return
-    warnings = [warning] if warning else []
     if not text.strip():
         yield broken(EMPTY_FILE, f"file contains only whitespace ({len(data)} bytes)")
         return
@@ -446,38 +447,27 @@ def _document(data: bytes, rel: str, mtime: float) -> Iterator[Entry]:
         return
     if isinstance(value, list) and any(isinstance(v, dict) for v in value):
         for index, element in enumerate(value):
-            generation, error = _classify(element)
-            raw = element if isinstance(element, dict) else None
-            yield Entry(
+            yield _value_entry(
+                element,
                 rel,
-                None,
-                index,
-                raw,
-                generation,
-                legacy_id_of(raw, generation) if raw is not None else None,
-                hashlib.sha256(_canonical(element)).hexdigest(),
-                mtime,
-                error,
-                list(warnings),
+                index=index,
+                content_hash=hashlib.sha256(_canonical(element)).hexdigest(),
+                mtime=mtime,
+                warnings=list(warnings),
             )
         return
     if isinstance(value, list) and not value:
         yield broken(EMPTY_FILE, "JSON array without elements")
         return
+    yield _value_entry(value, rel, content_hash=digest, mtime=mtime, warnings=warnings)
+
+
+def _value_entry(value: Any, rel: str, **where: Any) -> Entry:
+    """The entry for one parsed JSON value, classified by :func:`_classify`."""
     generation, error = _classify(value)
     raw = value if isinstance(value, dict) else None
-    yield Entry(
-        rel,
-        None,
-        None,
-        raw,
-        generation,
-        legacy_id_of(raw, generation) if raw is not None else None,
-        digest,
-        mtime,
-        error,
-        warnings,
-    )
+    legacy_id = legacy_id_of(raw, generation) if raw is not None else None
+    return Entry(rel, raw=raw, generation=generation, legacy_id=legacy_id, error=error, **where)
 
 
 def _first_line_parses(text: str) -> bool:
@@ -490,52 +480,49 @@ def _first_line_parses(text: str) -> bool:
 
 
 def _lines(data: bytes, rel: str, mtime: float) -> Iterator[Entry]:
+    """Entries of a JSON-lines file: one per non-blank line, each decoded on its own."""
     if not data.strip(b" \t\r\n\x0b\x0c"):
         yield Entry(
             rel,
-            None,
-            None,
-            None,
-            None,
-            None,
-            hashlib.sha256(data).hexdigest(),
-            mtime,
-            Quarantine(EMPTY_FILE, f"JSON-lines file without lines ({len(data)} bytes)"),
+            content_hash=hashlib.sha256(data).hexdigest(),
+            mtime=mtime,
+            error=Quarantine(EMPTY_FILE, f"JSON-lines file without lines ({len(data)} bytes)"),
         )
         return
-    offset = 0
     start = 3 if data[:3] == codecs.BOM_UTF8 else 0
+    offset = start
     for number, raw_line in enumerate(data[start:].split(b"\n"), 1):
-        line_offset = offset + start
+        line_offset = offset
         offset += len(raw_line) + 1
         line = raw_line.rstrip(b"\r")
-        if not line.strip():
-            continue
-        yield _line_entry(line, rel, number, line_offset, mtime)
+        if line.strip():
+            yield _line_entry(line, rel, number, line_offset, mtime)
 
 
 def _line_entry(line: bytes, rel: str, number: int, offset: int, mtime: float) -> Entry:
-    digest = hashlib.sha256(line).hexdigest()
+    where = {
+        "line": number,
+        "offset": offset,
+        "mtime": mtime,
+        "content_hash": hashlib.sha256(line).hexdigest(),
+    }
     problem = _nul_problem(line)
     if problem is not None:
         text = line.replace(b"\x00", b"").decode("utf-8", "replace")
         error = Quarantine(INVALID_JSON, f"line {number} contains {problem}")
-        return Entry(rel, number, None, None, None, _salvage_id(text), digest, mtime, error, [], offset)
+        return Entry(rel, legacy_id=_salvage_id(text), error=error, **where)
     text, warning = decode_bytes(line)
     warnings = [f"line {number}: {warning}"] if warning else []
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        message = f"line {number}: " + _json_problem(text, exc).replace("(line 1, column", "(column")
+        message = _json_problem(text, exc).replace("(line 1, column", "(column")
         if exc.pos == 0:
             # Not JSON from the first character: show what is there instead.
             message += f": {text[:60]!r}" + ("..." if len(text) > 60 else "")
-        error = Quarantine(INVALID_JSON, message)
-        return Entry(rel, number, None, None, None, _salvage_id(text), digest, mtime, error, warnings, offset)
+        error = Quarantine(INVALID_JSON, f"line {number}: {message}")
+        return Entry(rel, legacy_id=_salvage_id(text), error=error, warnings=warnings, **where)
     except RecursionError:
         error = Quarantine(INVALID_JSON, f"line {number}: JSON nested too deeply")
-        return Entry(rel, number, None, None, None, None, digest, mtime, error, warnings, offset)
-    generation, error = _classify(value)
-    raw = value if isinstance(value, dict) else None
-    legacy_id = legacy_id_of(raw, generation) if raw is not None else None
-    return Entry(rel, number, None, raw, generation, legacy_id, digest, mtime, error, warnings, offset)
+        return Entry(rel, error=error, warnings=warnings, **where)
+    return _value_entry(value, rel, warnings=warnings, **where)

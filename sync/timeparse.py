@@ -26,9 +26,7 @@ _UNIT_BANDS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6))
 _NS_PER_S = 1e9
 
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
-_DAY_FIRST = re.compile(
-    r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})(?:[ T,]+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?"
-)
+_DAY_FIRST = re.compile(r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})(?:[ T,]+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?")
 
 
 class TimestampError(ValueError):
@@ -45,7 +43,7 @@ def from_epoch(value: float) -> datetime:
             break
     try:
         # timedelta keeps integer milliseconds exact, where fromtimestamp would round floats
-        if isinstance(value, int) and divisor >= 1:
+        if isinstance(value, int):
             seconds, rest = divmod(value, int(divisor))
             micros = rest * 1_000_000 // int(divisor)
             return _EPOCH + timedelta(seconds=seconds, microseconds=micros)
@@ -85,13 +83,15 @@ def parse_timestamp(value: object) -> datetime:
     text = value.strip()
     if not text:
         raise TimestampError("empty timestamp")
-    if _NUMBER.fullmatch(text):
-        number = float(text) if "." in text else int(text)
-        return from_epoch(number)
+    if text.isascii() and text.isdigit():
+        # Checked before ISO: fromisoformat would read an 8-digit epoch as YYYYMMDD.
+        return from_epoch(int(text))
     iso = text[:-1] + "+00:00" if text[-1] in "Zz" else text
     try:
         parsed = datetime.fromisoformat(iso)
     except ValueError:
+        if _NUMBER.fullmatch(text):
+            return from_epoch(float(text) if "." in text else int(text))
         m = _DAY_FIRST.fullmatch(text)
         if m is None:
             raise TimestampError(f"unrecognised timestamp {value!r}") from None
@@ -101,7 +101,10 @@ def parse_timestamp(value: object) -> datetime:
             raise TimestampError(f"invalid date in {value!r}: {exc}") from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise TimestampError(f"timestamp {value!r} is out of range in UTC") from exc
 
 
 def try_parse_timestamp(value: object) -> datetime | None:

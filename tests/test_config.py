@@ -16,9 +16,10 @@ def test_defaults_need_no_configuration(tmp_path):
 
 def test_environment_overrides_the_toml_file_which_overrides_defaults(tmp_path):
     toml = tmp_path / "bugdesk.toml"
-    toml.write_text('lease_seconds = 120\ndedup_window_hours = 5\n[sla_hours]\nlow = 100\n')
-    settings = load_settings({"BUGDESK_CONFIG": str(toml), "BUGDESK_LEASE_SECONDS": "30",
-                              "BUGDESK_SLA_CRITICAL_HOURS": "1"})
+    toml.write_text("lease_seconds = 120\ndedup_window_hours = 5\n[sla_hours]\nlow = 100\n")
+    settings = load_settings(
+        {"BUGDESK_CONFIG": str(toml), "BUGDESK_LEASE_SECONDS": "30", "BUGDESK_SLA_CRITICAL_HOURS": "1"}
+    )
     assert settings.lease_seconds == 30
     assert settings.dedup_window_hours == 5.0
     assert settings.sla_hours["low"] == 100.0 and settings.sla_hours["critical"] == 1.0

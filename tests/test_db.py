@@ -23,8 +23,9 @@ def test_the_same_migrations_apply_to_postgres(db_url):
     database = dbmod.open_database(db_url)
     database.connect()
     assert dbmod.pending_migrations(database) == []
-    assert {"bug_reports", "bug_report_events", "bug_report_dedup", "agent_runs", "api_tokens",
-            "releases"} <= set(database.get_tables())
+    assert {"bug_reports", "bug_report_events", "bug_report_dedup", "agent_runs", "api_tokens", "releases"} <= set(
+        database.get_tables()
+    )
     assert dbmod.upgrade(database) == []
     database.close()
 

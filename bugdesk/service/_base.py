@@ -11,6 +11,7 @@ from bugdesk.clock import utcnow
 from bugdesk.db import database, is_postgres
 from bugdesk.errors import NotFound, StaleVersion, ValidationError
 from bugdesk.models import BugReport, BugReportEvent
+from bugdesk.service._fast import insert_row
 
 
 def transaction():
@@ -67,9 +68,7 @@ def guarded_update(report: BugReport, expected_version: int | None, now: datetim
     changes["updated_at"] = now
     changes["version"] = read_version + 1
     updated = (
-        BugReport.update(**changes)
-        .where((BugReport.id == report.id) & (BugReport.version == read_version))
-        .execute()
+        BugReport.update(**changes).where((BugReport.id == report.id) & (BugReport.version == read_version)).execute()
     )
     if updated != 1:
         current = BugReport.get_or_none(BugReport.id == report.id)
@@ -101,19 +100,17 @@ def record_event(
     data: dict[str, Any] | None = None,
 ) -> int:
     report_id = report.id if isinstance(report, BugReport) else report
-    return (
-        BugReportEvent.insert(
-            report=report_id,
-            kind=kind,
-            actor=actor,
-            from_status=from_status,
-            to_status=to_status,
-            body=body,
-            data=data,
-            created_at=at or utcnow(),
-        )
-        .execute()
-    )
+    values = {
+        "report": report_id,
+        "kind": kind,
+        "actor": actor,
+        "from_status": from_status,
+        "to_status": to_status,
+        "body": body,
+        "data": data,
+        "created_at": at or utcnow(),
+    }
+    return insert_row(BugReportEvent, values)
 
 
 def require_actor(actor: str | None) -> str:

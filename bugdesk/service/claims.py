@@ -16,13 +16,13 @@ from typing import Any
 
 from peewee import fn
 
+from bugdesk import validate
 from bugdesk.clock import utcnow
 from bugdesk.config import Settings
 from bugdesk.db import is_postgres
 from bugdesk.errors import ClaimConflict, QueueEmpty, ValidationError
 from bugdesk.lifecycle import CLAIMABLE_STATUSES, DONE_STATUSES, SEVERITIES
-from bugdesk.models import AgentRun, BugReport
-from bugdesk.service import validate
+from bugdesk.models import QUEUE_PREDICATE, AgentRun, BugReport
 from bugdesk.service._base import (
     get_report,
     guarded_update,
@@ -65,15 +65,35 @@ def _take(report: BugReport, agent: str, lease: timedelta, now: datetime, *, rec
     expires = now + lease
     from_status = report.status
     to_status = "in_progress" if from_status in CLAIMABLE_STATUSES else from_status
-    guarded_update(report, None, now, status=to_status, claimed_by=agent,
-                   claim_token_hash=sha256_hex(token), claim_expires_at=expires)
-    record_event(report, "claimed", agent, at=now, from_status=from_status, to_status=to_status,
-                 data={"expires_at": expires.isoformat(), "reclaimed": reclaimed})
+    guarded_update(
+        report,
+        None,
+        now,
+        status=to_status,
+        claimed_by=agent,
+        claim_token_hash=sha256_hex(token),
+        claim_expires_at=expires,
+    )
+    record_event(
+        report,
+        "claimed",
+        agent,
+        at=now,
+        from_status=from_status,
+        to_status=to_status,
+        data={"expires_at": expires.isoformat(), "reclaimed": reclaimed},
+    )
     return Claim(report=report, token=token, expires_at=expires)
 
 
-def claim(ref: Any, agent: str, *, lease_seconds: int | None = None, settings: Settings | None = None,
-          now: datetime | None = None) -> Claim:
+def claim(
+    ref: Any,
+    agent: str,
+    *,
+    lease_seconds: int | None = None,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> Claim:
     """Claim one report. The same agent may re-claim its own report (a fresh token replaces the old)."""
     settings = settings or Settings()
     agent = require_actor(agent)
@@ -100,8 +120,14 @@ def claim(ref: Any, agent: str, *, lease_seconds: int | None = None, settings: S
         return _take(report, agent, lease, now, reclaimed=live)
 
 
-def claim_next(agent: str, queue: QueueFilter | None = None, *, lease_seconds: int | None = None,
-               settings: Settings | None = None, now: datetime | None = None) -> Claim:
+def claim_next(
+    agent: str,
+    queue: QueueFilter | None = None,
+    *,
+    lease_seconds: int | None = None,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> Claim:
     """Claim the most urgent report: by severity, then SLA due time. Raises QueueEmpty when none fits."""
     settings = settings or Settings()
     agent = require_actor(agent)
@@ -123,7 +149,7 @@ def _next_candidate(severity: str, queue: QueueFilter, agent: str) -> BugReport 
     query = (
         BugReport.select()
         .where(
-            BugReport.status.in_(list(CLAIMABLE_STATUSES)),
+            QUEUE_PREDICATE,
             BugReport.duplicate_of.is_null(),
             BugReport.severity == severity,
             BugReport.needs_human == False,  # noqa: E712
@@ -149,9 +175,7 @@ def _next_candidate(severity: str, queue: QueueFilter, agent: str) -> BugReport 
 
 def _verify(report: BugReport, token: str | None, now: datetime) -> None:
     if not report.claimed_by:
-        raise ClaimConflict(
-            f"report #{report.number} is not claimed (the lease may have expired); claim it again"
-        )
+        raise ClaimConflict(f"report #{report.number} is not claimed (the lease may have expired); claim it again")
     if not token or not hmac.compare_digest(sha256_hex(token), report.claim_token_hash or ""):
         raise ClaimConflict(f"the claim token does not match the current claim on report #{report.number}")
     if report.claim_expires_at <= now:
@@ -160,8 +184,14 @@ def _verify(report: BugReport, token: str | None, now: datetime) -> None:
         )
 
 
-def heartbeat(ref: Any, token: str, *, lease_seconds: int | None = None, settings: Settings | None = None,
-              now: datetime | None = None) -> datetime:
+def heartbeat(
+    ref: Any,
+    token: str,
+    *,
+    lease_seconds: int | None = None,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> datetime:
     """Extend a live lease; returns the new expiry. Does not bump the report's version."""
     settings = settings or Settings()
     lease = _lease(settings, lease_seconds)
@@ -185,8 +215,9 @@ def release(ref: Any, token: str, *, reason: str | None = None, now: datetime | 
         _verify(report, token, now)
         agent, from_status = report.claimed_by, report.status
         to_status = "triaged" if from_status == "in_progress" else from_status
-        guarded_update(report, None, now, status=to_status, claimed_by=None, claim_token_hash=None,
-                       claim_expires_at=None)
+        guarded_update(
+            report, None, now, status=to_status, claimed_by=None, claim_token_hash=None, claim_expires_at=None
+        )
         record_event(report, "released", agent, at=now, from_status=from_status, to_status=to_status, body=reason)
         return report
 
@@ -194,10 +225,10 @@ def release(ref: Any, token: str, *, reason: str | None = None, now: datetime | 
 def _expire(report: BugReport, now: datetime) -> None:
     agent, from_status = report.claimed_by, report.status
     to_status = "triaged" if from_status == "in_progress" else from_status
-    guarded_update(report, None, now, status=to_status, claimed_by=None, claim_token_hash=None,
-                   claim_expires_at=None)
-    record_event(report, "lease_expired", "system", at=now, from_status=from_status, to_status=to_status,
-                 data={"agent": agent})
+    guarded_update(report, None, now, status=to_status, claimed_by=None, claim_token_hash=None, claim_expires_at=None)
+    record_event(
+        report, "lease_expired", "system", at=now, from_status=from_status, to_status=to_status, data={"agent": agent}
+    )
 
 
 def expire_leases(*, now: datetime | None = None, limit: int = 500) -> int:
@@ -208,9 +239,7 @@ def expire_leases(*, now: datetime | None = None, limit: int = 500) -> int:
 
 def _sweep(now: datetime, limit: int) -> int:
     query = (
-        BugReport.select()
-        .where(BugReport.claimed_by.is_null(False), BugReport.claim_expires_at <= now)
-        .limit(limit)
+        BugReport.select().where(BugReport.claimed_by.is_null(False), BugReport.claim_expires_at <= now).limit(limit)
     )
     if is_postgres():
         query = query.for_update(skip_locked=True)

@@ -23,6 +23,7 @@ events on C are aggregated: at most one per ``occurrence_event_seconds``.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +34,14 @@ from bugdesk.errors import ValidationError
 from bugdesk.lifecycle import DONE_STATUSES, REOPEN_STATUS
 from bugdesk.models import BugReport, BugReportDedup, Release
 from bugdesk.service import releases
-from bugdesk.service._base import get_report, guarded_update, record_event, require_actor, transaction
+from bugdesk.service._base import (
+    get_report,
+    guarded_update,
+    record_event,
+    require_actor,
+    transaction,
+)
+from bugdesk.service._fast import execute, insert_row, select_one
 from bugdesk.service.reports import Created
 
 
@@ -52,6 +60,10 @@ def signal_from(values: dict[str, Any]) -> fingerprint.Signal:
     )
 
 
+def fingerprint_of(values: dict[str, Any]) -> fingerprint.Fingerprint:
+    return fingerprint.compute(signal_from(values))
+
+
 def canonical_of(report: BugReport) -> BugReport:
     """Follow duplicate links to the group's canonical (merges can chain)."""
     seen = set()
@@ -61,52 +73,72 @@ def canonical_of(report: BugReport) -> BugReport:
     return report
 
 
-def group_new_report(report: BugReport, signal: fingerprint.Signal, actor: str, settings: Settings,
-                     now: datetime) -> Created:
-    """Assign the fingerprint and route the freshly inserted ``report`` (inside its create transaction)."""
-    fp = fingerprint.compute(signal)
-    fills: dict[str, Any] = {"fingerprint": fp.hash}
-    if not report.exception_type and fp.exception_type:
-        fills["exception_type"] = fp.exception_type[:255]
-    query = BugReportDedup.select().where(BugReportDedup.fingerprint == fp.hash)
-    if is_postgres():
-        query = query.for_update()
-    row = query.first()
-    if row is None:
-        BugReportDedup.create(
-            fingerprint=fp.hash, canonical=report.id, algorithm=fp.algorithm, kind=fp.kind,
-            signature=fp.signature, exception_type=fp.exception_type, frames=list(fp.frames) or None,
-            component=fp.component, route=fp.route, occurrences=1,
-            first_seen_at=report.created_at, last_seen_at=report.created_at,
-        )  # fmt: skip
-        _fill(report, fills)
-        return Created(report=report)
+# The columns the routing rules read; the canonical's text columns can be large.
+_CANONICAL_COLUMNS = (
+    BugReport.id, BugReport.number, BugReport.status, BugReport.close_reason, BugReport.duplicate_of,
+    BugReport.resolved_at, BugReport.updated_at, BugReport.environment, BugReport.fixed_in_release,
+    BugReport.version,
+)  # fmt: skip
 
-    canonical = canonical_of(BugReport.get_by_id(row.canonical_id))
-    fills["duplicate_of"] = canonical.id
-    _fill(report, fills)
-    (
-        BugReportDedup.update(
-            occurrences=BugReportDedup.occurrences + 1,
-            last_seen_at=max(row.last_seen_at, report.created_at),
-            first_seen_at=min(row.first_seen_at, report.created_at),
-        )
-        .where(BugReportDedup.id == row.id)
-        .execute()
+
+def route(fp: fingerprint.Fingerprint) -> tuple[BugReportDedup | None, BugReport | None]:
+    """The dedup row of ``fp`` and its canonical report (None, None for a new fingerprint).
+
+    Called inside the create transaction; on PostgreSQL the row is locked so
+    concurrent occurrences count one after the other.
+    """
+
+    def build_row():
+        query = BugReportDedup.select().where(BugReportDedup.fingerprint == "")
+        return query.for_update() if is_postgres() else query
+
+    row = select_one(BugReportDedup, "dedup_by_fingerprint", build_row, [fp.hash])
+    if row is None:
+        return None, None
+    canonical = select_one(
+        BugReport, "canonical_by_id",
+        lambda: BugReport.select(*_CANONICAL_COLUMNS).where(BugReport.id == uuid.UUID(int=0)),
+        [BugReport.id.db_value(row.canonical_id)],
+    )  # fmt: skip
+    if canonical.duplicate_of_id is not None:
+        canonical = canonical_of(canonical)
+    return row, canonical
+
+
+def count(
+    report: BugReport,
+    fp: fingerprint.Fingerprint,
+    row: BugReportDedup | None,
+    canonical: BugReport | None,
+    settings: Settings,
+    now: datetime,
+) -> Created:
+    """After ``report`` is inserted: open its group, or count it in its canonical's and apply the rules."""
+    if row is None:
+        insert_row(BugReportDedup, {
+            "fingerprint": fp.hash, "canonical": report.id, "algorithm": fp.algorithm, "kind": fp.kind,
+            "signature": fp.signature, "exception_type": fp.exception_type, "frames": list(fp.frames) or None,
+            "component": fp.component, "route": fp.route, "occurrences": 1,
+            "first_seen_at": report.created_at, "last_seen_at": report.created_at,
+        })  # fmt: skip
+        return Created(report=report)
+    seen = BugReportDedup.last_seen_at
+    execute(
+        "UPDATE bug_report_dedup SET occurrences = occurrences + 1, last_seen_at = ?, first_seen_at = ? WHERE id = ?",
+        [
+            seen.db_value(max(row.last_seen_at, report.created_at)),
+            seen.db_value(min(row.first_seen_at, report.created_at)),
+            row.id,
+        ],
     )
     verdict, detail = _verdict(canonical, report, settings)
     if verdict == "regression":
         _regress(canonical, report, detail, now)
     else:
         _count(canonical, row, report, verdict, now, settings)
-    return Created(report=report, created=True, deduplicated=True, canonical=canonical,
-                   regressed=verdict == "regression")
-
-
-def _fill(report: BugReport, fills: dict[str, Any]) -> None:
-    BugReport.update(**fills).where(BugReport.id == report.id).execute()
-    for name, value in fills.items():
-        setattr(report, "duplicate_of_id" if name == "duplicate_of" else name, value)
+    return Created(
+        report=report, created=True, deduplicated=True, canonical=canonical, regressed=verdict == "regression"
+    )
 
 
 def _verdict(canonical: BugReport, report: BugReport, settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -146,28 +178,49 @@ def _regress(canonical: BugReport, report: BugReport, detail: dict[str, Any], no
     body = f"regressed: report #{report.number} from release {report.release_sha or 'unknown'}"
     if fix:
         body += f"; the fix in release {fix} did not hold"
-    record_event(canonical, "regressed", "system", at=now, from_status=from_status, to_status=REOPEN_STATUS,
-                 body=body, data={"report": report.number, "report_id": str(report.id),
-                                  "release_sha": report.release_sha, **detail})
+    record_event(
+        canonical,
+        "regressed",
+        "system",
+        at=now,
+        from_status=from_status,
+        to_status=REOPEN_STATUS,
+        body=body,
+        data={"report": report.number, "report_id": str(report.id), "release_sha": report.release_sha, **detail},
+    )
 
 
-def _count(canonical: BugReport, row: BugReportDedup, report: BugReport, verdict: str, now: datetime,
-           settings: Settings) -> None:
+def _count(
+    canonical: BugReport, row: BugReportDedup, report: BugReport, verdict: str, now: datetime, settings: Settings
+) -> None:
     last = row.last_event_at
     if last is not None and (now - last).total_seconds() < settings.occurrence_event_seconds:
         return
     BugReportDedup.update(last_event_at=now).where(BugReportDedup.id == row.id).execute()
-    record_event(canonical, "occurrence", "system", at=now,
-                 data={"report": report.number, "occurrences": row.occurrences + 1, "verdict": verdict,
-                       "fingerprint": row.fingerprint})
+    record_event(
+        canonical,
+        "occurrence",
+        "system",
+        at=now,
+        data={
+            "report": report.number,
+            "occurrences": row.occurrences + 1,
+            "verdict": verdict,
+            "fingerprint": row.fingerprint,
+        },
+    )
 
 
 def group_occurrences(canonical: BugReport) -> dict[str, Any]:
     """Occurrences, first and last seen over every fingerprint routed to ``canonical``."""
     rows = list(BugReportDedup.select().where(BugReportDedup.canonical == canonical.id))
     if not rows:
-        return {"occurrences": 1, "first_seen_at": canonical.created_at, "last_seen_at": canonical.created_at,
-                "fingerprints": []}
+        return {
+            "occurrences": 1,
+            "first_seen_at": canonical.created_at,
+            "last_seen_at": canonical.created_at,
+            "fingerprints": [],
+        }
     return {
         "occurrences": sum(r.occurrences for r in rows),
         "first_seen_at": min(r.first_seen_at for r in rows),
@@ -187,18 +240,14 @@ def merge(source_ref: Any, target_ref: Any, actor: str, *, now: datetime | None 
         target = canonical_of(get_report(target_ref, for_update=True))
         if source.id == target.id:
             raise ValidationError(f"#{source.number} and #{target.number} are already in one group")
-        moved = (
-            BugReport.update(duplicate_of=target.id)
-            .where(BugReport.duplicate_of == source.id)
-            .execute()
-        )
+        moved = BugReport.update(duplicate_of=target.id).where(BugReport.duplicate_of == source.id).execute()
         rows = BugReportDedup.update(canonical=target.id).where(BugReportDedup.canonical == source.id).execute()
-        guarded_update(source, None, now, duplicate_of=target.id, claimed_by=None, claim_token_hash=None,
-                       claim_expires_at=None)
+        guarded_update(
+            source, None, now, duplicate_of=target.id, claimed_by=None, claim_token_hash=None, claim_expires_at=None
+        )
         source.duplicate_of_id = target.id
         guarded_update(target, None, now)
-        data = {"source": source.number, "target": target.number, "moved_duplicates": moved,
-                "moved_fingerprints": rows}
+        data = {"source": source.number, "target": target.number, "moved_duplicates": moved, "moved_fingerprints": rows}
         record_event(source, "merged", actor, at=now, body=f"merged into #{target.number}", data=data)
         record_event(target, "merged", actor, at=now, body=f"#{source.number} merged in", data=data)
         return target

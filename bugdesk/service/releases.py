@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bugdesk import validate
 from bugdesk.clock import as_utc, utcnow
 from bugdesk.models import Release
-from bugdesk.service import validate
 from bugdesk.service._base import transaction
 
 
-def add_release(sha: Any, *, version: str | None = None, environment: str | None = None,
-                deployed_at: datetime | None = None) -> Release:
+def add_release(
+    sha: Any, *, version: str | None = None, environment: str | None = None, deployed_at: datetime | None = None
+) -> Release:
     """Record a deploy; recording the same sha and environment again updates it."""
     sha = validate.commit_sha(sha, "sha")
     environment = validate.clean_name(environment, "environment", max_len=64) or "production"

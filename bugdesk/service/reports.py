@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hmac
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from peewee import IntegrityError, fn
+from peewee import IntegrityError
 
+from bugdesk import validate
 from bugdesk.clock import as_utc, utcnow
 from bugdesk.config import Settings
 from bugdesk.db import database, is_postgres
@@ -22,7 +24,6 @@ from bugdesk.lifecycle import (
     allowed_targets,
 )
 from bugdesk.models import BugReport
-from bugdesk.service import validate
 from bugdesk.service._base import (
     get_report,
     guarded_update,
@@ -31,6 +32,7 @@ from bugdesk.service._base import (
     sha256_hex,
     transaction,
 )
+from bugdesk.service._fast import execute, insert_row
 
 _UNSET: Any = object()
 _VERSIONISH = re.compile(r"^[0-9a-f]{7,64}$")
@@ -51,7 +53,7 @@ def _next_number() -> int:
     if is_postgres():
         return database.execute_sql("SELECT nextval('bug_reports_number_seq')").fetchone()[0]
     # SQLite writers are serialised by BEGIN IMMEDIATE, so max + 1 cannot race.
-    return (BugReport.select(fn.COALESCE(fn.MAX(BugReport.number), 0)).scalar() or 0) + 1
+    return execute("SELECT COALESCE(MAX(number), 0) + 1 FROM bug_reports", []).fetchone()[0]
 
 
 def normalize_new_report(data: dict[str, Any]) -> dict[str, Any]:
@@ -75,9 +77,7 @@ def normalize_new_report(data: dict[str, Any]) -> dict[str, Any]:
         try:
             created_at = datetime.fromisoformat(str(created_at))
         except ValueError:
-            raise ValidationError(
-                "created_at must be an ISO 8601 timestamp", field="created_at"
-            ) from None
+            raise ValidationError("created_at must be an ISO 8601 timestamp", field="created_at") from None
     return {
         "title": validate.clean_text(data.get("title"), "title", max_len=validate.TITLE_MAX, required=True).strip(),
         "description": validate.clean_text(data.get("description"), "description"),
@@ -117,16 +117,17 @@ def create_report(
     settings = settings or Settings()
     actor = require_actor(actor)
     values = normalize_new_report(data)
-    key = validate.clean_name(idempotency_key, "idempotency_key")
-    signal = dedup.signal_from(values)
+    values["idempotency_key"] = validate.clean_name(idempotency_key, "idempotency_key")
+    # Fingerprinting is pure CPU work: done before the write lock is taken.
+    fp = dedup.fingerprint_of(values)
     for attempt in range(3):
         try:
             with transaction():
-                if key is not None:
-                    existing = BugReport.get_or_none(BugReport.idempotency_key == key)
+                if values["idempotency_key"] is not None:
+                    existing = BugReport.get_or_none(BugReport.idempotency_key == values["idempotency_key"])
                     if existing is not None:
                         return _replay(existing)
-                return _insert(values, signal, actor, key, settings, now or utcnow())
+                return _insert(dict(values), fp, actor, settings, now or utcnow())
         except IntegrityError:
             # Lost a race on PostgreSQL (same idempotency key, or a new fingerprint
             # created concurrently): the retry sees the winner's row.
@@ -137,28 +138,33 @@ def create_report(
 
 def _replay(existing: BugReport) -> Created:
     canonical = existing.duplicate_of
-    return Created(
-        report=existing, created=False, deduplicated=canonical is not None, canonical=canonical
-    )
+    return Created(report=existing, created=False, deduplicated=canonical is not None, canonical=canonical)
 
 
-def _insert(values, signal, actor, key, settings, now) -> Created:
+def _insert(values: dict[str, Any], fp, actor: str, settings: Settings, now: datetime) -> Created:
     from bugdesk.service import dedup
 
     created_at = values.pop("created_at") or now
-    report = BugReport(
-        **values,
+    row, canonical = dedup.route(fp)
+    values.update(
+        id=uuid.uuid4(),
         number=_next_number(),
         status="new",
-        idempotency_key=key,
+        fingerprint=fp.hash,
+        exception_type=values["exception_type"] or (fp.exception_type or "")[:255] or None,
+        duplicate_of=canonical.id if canonical else None,
+        needs_human=False,
+        version=1,
         created_at=created_at,
         updated_at=now,
         sla_due_at=created_at + settings.sla_for(values["severity"]),
     )
-    report.save(force_insert=True)
-    record_event(report, "created", actor, at=now, to_status="new",
-                 data={"source": report.source, "severity": report.severity})
-    return dedup.group_new_report(report, signal, actor, settings, now)
+    insert_row(BugReport, values)
+    report = BugReport(**values)
+    record_event(
+        report, "created", actor, at=now, to_status="new", data={"source": report.source, "severity": report.severity}
+    )
+    return dedup.count(report, fp, row, canonical, settings, now)
 
 
 def triage(
@@ -206,8 +212,9 @@ def triage(
         diff = {k: [_jsonable(getattr(report, k)), _jsonable(v)] for k, v in changes.items()}
         guarded_update(report, version, now, **changes)
         kind = "assigned" if set(changes) == {"assignee_id"} else "triaged"
-        record_event(report, kind, actor, at=now, from_status=from_status,
-                     to_status=report.status, data={"changes": diff})
+        record_event(
+            report, kind, actor, at=now, from_status=from_status, to_status=report.status, data={"changes": diff}
+        )
         return report
 
 
@@ -276,13 +283,23 @@ def move(
         elif to_status == "closed":
             reason = close_reason or ("done" if from_status == "resolved" else "wont_fix")
             changes["close_reason"] = validate.choice(reason, "close_reason", CLOSE_REASONS)
+            # resolved_at marks a fix: kept (or set) for a `done` close, cleared otherwise.
+            changes["resolved_at"] = (report.resolved_at or now) if changes["close_reason"] == "done" else None
         elif from_status in DONE_STATUSES:
             changes["resolved_at"] = None
             changes["close_reason"] = None
         guarded_update(report, version, now, **changes)
         kind = "reopened" if from_status in DONE_STATUSES and to_status not in DONE_STATUSES else "status_changed"
-        record_event(report, kind, actor, at=now, from_status=from_status, to_status=to_status,
-                     body=note, data={"close_reason": changes.get("close_reason")} if to_status == "closed" else None)
+        record_event(
+            report,
+            kind,
+            actor,
+            at=now,
+            from_status=from_status,
+            to_status=to_status,
+            body=note,
+            data={"close_reason": changes.get("close_reason")} if to_status == "closed" else None,
+        )
         return report
 
 
@@ -322,13 +339,22 @@ def resolve(
             resolution_notes=notes, resolution_commits=commit_list or None,
             fixed_in_release=fixed, **_CLEAR_CLAIM,
         )  # fmt: skip
-        record_event(report, "resolved", actor, at=now, from_status=from_status, to_status="resolved",
-                     body=notes, data={"commits": commit_list, "fixed_in_release": fixed})
+        record_event(
+            report,
+            "resolved",
+            actor,
+            at=now,
+            from_status=from_status,
+            to_status="resolved",
+            body=notes,
+            data={"commits": commit_list, "fixed_in_release": fixed},
+        )
         return report
 
 
-def reopen(ref: Any, actor: str, *, reason: str | None = None, version: int | None = None,
-           now: datetime | None = None) -> BugReport:
+def reopen(
+    ref: Any, actor: str, *, reason: str | None = None, version: int | None = None, now: datetime | None = None
+) -> BugReport:
     """Bring a resolved or closed report back to the queue (as `triaged`)."""
     report = get_report(ref)
     if report.status not in DONE_STATUSES:
@@ -340,8 +366,15 @@ def reopen(ref: Any, actor: str, *, reason: str | None = None, version: int | No
     return move(report.id, REOPEN_STATUS, actor, version=version, note=reason, force=True, now=now)
 
 
-def add_note(ref: Any, actor: str, body: str, *, kind: str = "note", data: dict[str, Any] | None = None,
-             now: datetime | None = None) -> int:
+def add_note(
+    ref: Any,
+    actor: str,
+    body: str,
+    *,
+    kind: str = "note",
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> int:
     """Attach a note or an agent log entry; returns the event id. The report itself is unchanged."""
     actor = require_actor(actor)
     kind = validate.choice(kind, "kind", ("note", "agent_log"))

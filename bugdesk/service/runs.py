@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from bugdesk import validate
 from bugdesk.clock import utcnow
 from bugdesk.config import Settings
 from bugdesk.errors import NotFound, ValidationError
 from bugdesk.models import AgentRun, BugReport
-from bugdesk.service import validate
 from bugdesk.service._base import get_report, record_event, require_actor, transaction
 
 OUTCOMES = ("succeeded", "failed", "abandoned")
@@ -53,8 +53,14 @@ def finish_agent_run(
             raise ValidationError(f"agent run {run_id} already finished as {run.outcome}", field="outcome")
         run.outcome, run.finished_at, run.commits, run.log = outcome, now, commit_list or None, log
         run.save()
-        record_event(run.report_id, "agent_run", run.agent, at=now, body=log and log[:2000],
-                     data={"run_id": str(run.id), "outcome": outcome, "commits": commit_list})
+        record_event(
+            run.report_id,
+            "agent_run",
+            run.agent,
+            at=now,
+            body=log and log[:2000],
+            data={"run_id": str(run.id), "outcome": outcome, "commits": commit_list},
+        )
         if outcome == "failed":
             _flag_if_exhausted(run.report_id, settings, now)
         return run
@@ -70,6 +76,11 @@ def _flag_if_exhausted(report_id: uuid.UUID, settings: Settings, now: datetime) 
         .execute()
     )
     if flagged:
-        record_event(report_id, "flagged", "system", at=now,
-                     body=f"{failures} failed agent runs: handed to a human until triaged again",
-                     data={"needs_human": True, "failed_runs": failures})
+        record_event(
+            report_id,
+            "flagged",
+            "system",
+            at=now,
+            body=f"{failures} failed agent runs: handed to a human until triaged again",
+            data={"needs_human": True, "failed_runs": failures},
+        )

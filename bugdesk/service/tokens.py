@@ -6,10 +6,10 @@ import hmac
 import secrets
 from datetime import datetime
 
+from bugdesk import validate
 from bugdesk.clock import utcnow
 from bugdesk.errors import AuthError, NotFound, ScopeError, ValidationError
 from bugdesk.models import ApiToken
-from bugdesk.service import validate
 from bugdesk.service._base import sha256_hex, transaction
 
 SCOPES = ("read", "write", "ingest", "admin")
@@ -37,8 +37,9 @@ def create_token(name: str, scopes: str | list[str], *, now: datetime | None = N
     with transaction():
         if ApiToken.get_or_none(ApiToken.name == name) is not None:
             raise ValidationError(f"a token named {name!r} exists; revoke it or pick another name", field="name")
-        token = ApiToken.create(name=name, token_hash=sha256_hex(secret), scopes=",".join(scope_list),
-                                created_at=now or utcnow())
+        token = ApiToken.create(
+            name=name, token_hash=sha256_hex(secret), scopes=",".join(scope_list), created_at=now or utcnow()
+        )
     return token, secret
 
 

@@ -16,8 +16,9 @@ from bugdesk.service import runs
 
 
 def _kinds(report_id) -> list[str]:
-    return [e.kind for e in BugReportEvent.select().where(BugReportEvent.report == report_id)
-            .order_by(BugReportEvent.id)]
+    return [
+        e.kind for e in BugReportEvent.select().where(BugReportEvent.report == report_id).order_by(BugReportEvent.id)
+    ]
 
 
 def test_claim_next_takes_the_most_severe_then_the_earliest_sla(db, make_report):
@@ -26,7 +27,8 @@ def test_claim_next_takes_the_most_severe_then_the_earliest_sla(db, make_report)
     high = make_report(severity="high")
     crit_early = make_report(severity="critical")
     BugReport.update(sla_due_at=crit_late.sla_due_at - timedelta(hours=2)).where(
-        BugReport.id == crit_early.id).execute()
+        BugReport.id == crit_early.id
+    ).execute()
     order = [service.claim_next(f"agent-{i}").report.id for i in range(4)]
     assert order == [crit_early.id, crit_late.id, high.id, low.id]
     with pytest.raises(errors.QueueEmpty):

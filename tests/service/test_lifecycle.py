@@ -28,9 +28,11 @@ def test_every_transition_is_allowed_exactly_when_the_table_says_so(db, make_rep
         assert moved.status == target
         stored = BugReport.get_by_id(report.id)
         assert stored.status == target
-        assert (stored.resolved_at is not None) == (target == "resolved")
-        event = BugReportEvent.select().where(BugReportEvent.report == report.id).order_by(
-            BugReportEvent.id.desc()).first()
+        fixed = target == "resolved" or (target == "closed" and stored.close_reason == "done")
+        assert (stored.resolved_at is not None) == fixed
+        event = (
+            BugReportEvent.select().where(BugReportEvent.report == report.id).order_by(BugReportEvent.id.desc()).first()
+        )
         assert (event.from_status, event.to_status) == (source, target)
         assert BugReportEvent.select().where(BugReportEvent.report == report.id).count() == events_before + 1
     else:
@@ -47,8 +49,7 @@ def test_stale_version_is_refused_and_changes_nothing(db, make_report):
     report = make_report()
     service.triage(report.id, "human", version=report.version, severity="low")
     with pytest.raises(errors.StaleVersion) as info:
-        service.triage(report.id, "human", version=report.version - 1 if report.version > 1 else 1,
-                       severity="critical")
+        service.triage(report.id, "human", version=report.version - 1 if report.version > 1 else 1, severity="critical")
     assert "re-read" in str(info.value)
     assert BugReport.get_by_id(report.id).severity == "low"
 
@@ -69,8 +70,9 @@ def test_resolve_sets_resolved_at_and_reopen_clears_it(db, make_report):
     assert BugReport.get_by_id(report.id).resolution_commits == ["a" * 40]
     reopened = service.reopen(report.id, "human", reason="still failing")
     assert reopened.status == "triaged" and reopened.resolved_at is None
-    kinds = [e.kind for e in BugReportEvent.select().where(BugReportEvent.report == report.id)
-             .order_by(BugReportEvent.id)]
+    kinds = [
+        e.kind for e in BugReportEvent.select().where(BugReportEvent.report == report.id).order_by(BugReportEvent.id)
+    ]
     assert kinds == ["created", "resolved", "reopened"]
 
 

@@ -79,6 +79,8 @@ def only(root: Path) -> Entry:
         ({"schema": "BugReport/3 ", "id": "x"}, 3),
         ({"report_id": "x", "version": 3}, None),
         ({"id": 7, "level": "low"}, None),
+        ({"id": "BR-1", "title": "t", "reported_by": "cron", "created": "2023-01-01"}, 1),
+        ({"id": "x", "title": "t", "created": "2023-01-01"}, None),
         ({"title": "no marker", "status": "new"}, None),
     ],
 )
@@ -144,9 +146,7 @@ def test_json_scalar_is_not_a_report(tmp_path: Path) -> None:
         {"report_id": "x", "version": 3, "summary": "t"},
     ],
 )
-def test_report_like_json_without_a_known_generation_is_unknown_format(
-    tmp_path: Path, obj: dict
-) -> None:
+def test_report_like_json_without_a_known_generation_is_unknown_format(tmp_path: Path, obj: dict) -> None:
     write(tmp_path, "r.json", json.dumps(obj))
     entry = only(tmp_path)
     assert entry.error is not None and entry.error.reason == UNKNOWN_FORMAT
@@ -333,4 +333,12 @@ def test_directory_symlinks_are_not_followed(tmp_path: Path) -> None:
     write(tmp_path, "a/r.json", json.dumps(GEN3))
     (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
     entries = read_all(tmp_path)
-    assert [e.path for e in entries if e.error is None] == ["a/r.json"]
+    assert [(e.path, e.error and e.error.reason) for e in entries] == [
+        ("a/r.json", None),
+        ("loop", NOT_A_REPORT),
+    ]
+
+
+def test_missing_root_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        read_all(tmp_path / "nowhere")

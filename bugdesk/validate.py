@@ -30,9 +30,7 @@ def clean_text(value: Any, field: str, *, max_len: int = TEXT_MAX, required: boo
     if required and not text.strip():
         raise ValidationError(f"{field} must not be blank", field=field)
     if len(text) > max_len:
-        raise ValidationError(
-            f"{field} is {len(text)} characters long; the limit is {max_len}", field=field
-        )
+        raise ValidationError(f"{field} is {len(text)} characters long; the limit is {max_len}", field=field)
     return text
 
 
@@ -94,9 +92,7 @@ def hex_id(value: Any, field: str, *, lengths: tuple[int, ...]) -> str | None:
 def commit_sha(value: Any, field: str = "commit") -> str:
     text = str(value).strip().lower() if value is not None else ""
     if not (7 <= len(text) <= 64) or not _HEX.match(text):
-        raise ValidationError(
-            f"{field} {str(value)[:80]!r} is not a commit SHA (7 to 64 hex characters)", field=field
-        )
+        raise ValidationError(f"{field} {str(value)[:80]!r} is not a commit SHA (7 to 64 hex characters)", field=field)
     return text
 
 
@@ -117,7 +113,5 @@ def request_id(value: Any) -> str | None:
         return None
     text = str(value).strip()
     if len(text) > 128 or not _TOKENISH.match(text):
-        raise ValidationError(
-            "request_id must be at most 128 printable characters without spaces", field="request_id"
-        )
+        raise ValidationError("request_id must be at most 128 printable characters without spaces", field="request_id")
     return text

@@ -1,0 +1,60 @@
+"""Statements compiled once per database kind, for the hot create path.
+
+Building SQL through peewee's query objects costs more than SQLite takes to
+run it; these helpers keep peewee's column metadata and value conversions but
+build each statement text only once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from peewee import Model
+
+from bugdesk.db import database
+
+_cache: dict[tuple, str] = {}
+
+
+def _db_kind() -> type:
+    return type(database.obj)
+
+
+def compiled(key: str, build: Callable[[], Any]) -> str:
+    """The SQL text of the peewee query ``build()`` makes; its parameters are supplied per call."""
+    cache_key = (key, _db_kind())
+    sql = _cache.get(cache_key)
+    if sql is None:
+        sql = _cache[cache_key] = build().sql()[0]
+    return sql
+
+
+def insert_row(model: type[Model], values: dict[str, Any]) -> Any:
+    """INSERT one row (field names as keys); returns the primary key."""
+    meta = model._meta
+    names = tuple(values)
+    cache_key = ("insert", model, names, _db_kind())
+    sql = _cache.get(cache_key)
+    if sql is None:
+        # Double quotes are the identifier quote of both SQLite and PostgreSQL.
+        columns = ", ".join(f'"{meta.fields[n].column_name}"' for n in names)
+        params = ", ".join([database.obj.param] * len(names))
+        sql = _cache[cache_key] = (
+            f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({params}) RETURNING "{meta.primary_key.column_name}"'
+        )
+    row = database.execute_sql(sql, [meta.fields[n].db_value(values[n]) for n in names]).fetchone()
+    return row[0]
+
+
+def execute(text: str, params: list[Any]):
+    """Run hand-written SQL written with ``?`` placeholders on either backend."""
+    if database.obj.param != "?":
+        text = text.replace("?", database.obj.param)
+    return database.execute_sql(text, params)
+
+
+def select_one(model: type[Model], key: str, build: Callable[[], Any], params: list[Any]) -> Any:
+    """The first row of a compiled select as a model instance, or None."""
+    sql = compiled(key, build)
+    return next(iter(model.raw(sql, *params)), None)
