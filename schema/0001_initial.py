@@ -24,9 +24,9 @@ from bugdesk.fields import JSONField, UTCDateTimeField, UUIDField
 # keep claim-next and "open by SLA" at index-seek cost. The predicates must be
 # written the same way the queries in bugdesk/queries.py write them.
 PARTIAL_INDEXES = (
-    "CREATE INDEX ix_bug_reports_queue ON bug_reports (severity, sla_due_at) "
+    "CREATE INDEX ix_bug_reports_queue ON bug_reports (severity, sla_due_at, number) "
     "WHERE status IN ('new', 'triaged') AND duplicate_of_id IS NULL",
-    "CREATE INDEX ix_bug_reports_open ON bug_reports (severity, sla_due_at) "
+    "CREATE INDEX ix_bug_reports_open ON bug_reports (severity, sla_due_at, number) "
     "WHERE status NOT IN ('resolved', 'closed') AND duplicate_of_id IS NULL",
     "CREATE INDEX ix_bug_reports_open_created ON bug_reports (created_at) "
     "WHERE status NOT IN ('resolved', 'closed') AND duplicate_of_id IS NULL",

@@ -87,7 +87,5 @@ def compute(signal: Signal, algorithm: str = CURRENT) -> Fingerprint:
         fn = ALGORITHMS[algorithm]
     except KeyError:
         known = ", ".join(sorted(ALGORITHMS))
-        raise ValueError(
-            f"unknown fingerprint algorithm {algorithm!r}; known: {known}"
-        ) from None
+        raise ValueError(f"unknown fingerprint algorithm {algorithm!r}; known: {known}") from None
     return fn(signal)

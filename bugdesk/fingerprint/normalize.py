@@ -16,6 +16,7 @@ from bugdesk.fingerprint.traceback import Frame, is_library_path
 
 __all__ = [
     "COMPREHENSION_FUNCTIONS",
+    "GENERIC_PACKAGES",
     "component_from_frames",
     "exception_type_name",
     "frame_key",
@@ -54,7 +55,7 @@ def frame_key(filename: str | None, module: str | None, function: str | None) ->
     elif module:
         stem = module.rsplit(".", 1)[-1]
     func = (function or "?").strip().rsplit(".", 1)[-1] or "?"
-    return "%s:%s" % (stem or "?", func)
+    return f"{stem or '?'}:{func}"
 
 
 def exception_type_name(raw: str | None) -> str | None:
@@ -63,7 +64,7 @@ def exception_type_name(raw: str | None) -> str | None:
     Library module paths move between versions (``x.error`` -> ``x._error``); the class name
     is what identifies the failure.
     """
-    if not raw:
+    if not isinstance(raw, str):
         return None
     name = raw.strip().rsplit(".", 1)[-1].strip()
     return name or None
@@ -74,11 +75,11 @@ def exception_type_name(raw: str | None) -> str | None:
 # --------------------------------------------------------------------------------------------
 # A virtualenv directory inside a project tells where the project root is:
 # /home/u/src/shop/.venv/lib/python3.12/site-packages -> /home/u/src/shop
-_VENV_ROOT_RE = re.compile(r"^(/.+?)/(?:\.?[\w.-]*env[\w.-]*|\.[\w.-]+)/lib(?:64)?/(?:python|pypy)")
+_VENV_ROOT_RE = re.compile(r"^(/.+?)/\.?[\w.-]*env[\w.-]*/lib(?:64)?/(?:python|pypy)")
 # Ordered: the first that matches is stripped. Each is a common shape, not a name from one app.
 _PREFIX_RES = [
     # capistrano-style and atomic deploys: .../releases/<sha-or-version>/, .../current/
-    re.compile(r"^.*/(?:releases?|builds?|deploys?|versions)/[^/]+/"),
+    re.compile(r"^.*/releases?/[^/]+/"),
     re.compile(r"^.*/(?:current|latest)/"),
     # installed packages: the path inside the package
     re.compile(r"^.*/(?:site-packages|dist-packages)/"),
@@ -90,16 +91,15 @@ _PREFIX_RES = [
     ),
     re.compile(r"^/root/[^/]+/"),
     # servers and containers: /srv/<x>/, /opt/<x>/, /var/www/<x>/, /usr/src/<x>/, /app/, /code/ ...
-    re.compile(r"^/(?:srv|opt|var/www|var/app|usr/src|home/app|deploy|data)/[^/]+/"),
+    re.compile(r"^/(?:srv|opt|var/www|var/app|usr/src|home/app|deploy)/[^/]+/"),
     re.compile(r"^/(?:app|code|src|workspace|workdir|project|service|usr/app)/"),
 ]
+_DEPLOY_RES = _PREFIX_RES[:2]
 _DRIVE_RE = re.compile(r"^[A-Za-z]:/")
 
 
 @lru_cache(maxsize=16384)
-def repo_relative_path(
-    filename: str | None, module: str | None = None, root: str | None = None
-) -> str | None:
+def repo_relative_path(filename: str | None, module: str | None = None, root: str | None = None) -> str | None:
     """The path relative to the repository root, deploy/venv/home prefixes stripped.
 
     `module` (structured frames carry it) is the strongest hint: ``app.payments.charge`` says
@@ -123,9 +123,10 @@ def repo_relative_path(
         return path
     if root and path.startswith(root + "/"):
         path = path[len(root) :]
-        # the venv may sit next to the releases, not inside one: strip that shape too
-        path = _PREFIX_RES[0].sub("", path).lstrip("/")
-        return path
+        # the venv may sit next to the releases (/srv/x/venv, /srv/x/releases/<sha>/...)
+        for rx in _DEPLOY_RES:
+            path = rx.sub("", path, count=1)
+        return path.lstrip("/")
     for rx in _PREFIX_RES:
         stripped = rx.sub("", path, count=1)
         if stripped != path:
@@ -142,14 +143,22 @@ def _project_root(frames: Iterable[Frame]) -> str | None:
     return None
 
 
-def _in_app(frames: tuple[Frame, ...]) -> list[Frame]:
-    flagged = [
+def _usable(frames: Iterable[Frame] | None) -> tuple[Frame, ...]:
+    # callers pass parsed or hand-built frames; anything malformed is ignored, never raised on
+    if not isinstance(frames, Iterable):
+        return ()
+    return tuple(
         f
         for f in frames
-        if (f.in_app if f.in_app is not None else not is_library_path(f.filename))
+        if isinstance(f, Frame)
+        and isinstance(f.filename, str | None)
+        and isinstance(f.module, str | None)
         and (f.filename or f.module)
-    ]
-    return flagged
+    )
+
+
+def _in_app(frames: tuple[Frame, ...]) -> list[Frame]:
+    return [f for f in frames if (f.in_app if isinstance(f.in_app, bool) else not is_library_path(f.filename))]
 
 
 def repo_path_hints(frames: Iterable[Frame] | None) -> list[str]:
@@ -157,7 +166,7 @@ def repo_path_hints(frames: Iterable[Frame] | None) -> list[str]:
 
     E.g. ``["app/payments/charge.py:88", "app/payments/views.py:41"]``; duplicates removed.
     """
-    frames = tuple(f for f in (frames or ()) if isinstance(f, Frame))
+    frames = _usable(frames)
     root = _project_root(frames)
     out: list[str] = []
     seen = set()
@@ -165,29 +174,45 @@ def repo_path_hints(frames: Iterable[Frame] | None) -> list[str]:
         rel = repo_relative_path(f.filename, f.module, root)
         if not rel:
             continue
-        hint = "%s:%d" % (rel, f.lineno) if f.lineno is not None else rel
+        hint = f"{rel}:{f.lineno}" if f.lineno is not None else rel
         if hint not in seen:
             seen.add(hint)
             out.append(hint)
     return out
 
 
+# Shared-infrastructure packages by convention: a crash inside one of these helpers belongs
+# to the component that called it.
+GENERIC_PACKAGES = frozenset(
+    {"core", "common", "commons", "shared", "utils", "util", "lib", "libs", "helpers", "support"}
+)
+
+
+def _package_of(rel: str) -> str | None:
+    parts = [p for p in rel.split("/") if p]
+    if len(parts) >= 3:
+        return parts[1]  # <top-level package>/<component>/.../module.py
+    if len(parts) == 2:
+        return parts[0]
+    return None
+
+
 def component_from_frames(frames: Iterable[Frame] | None) -> str | None:
     """A component guess: the first package below the top-level package of the innermost
-    in-app frame (``app/payments/domain/webhooks.py`` -> ``payments``); None if unknown."""
-    frames = tuple(f for f in (frames or ()) if isinstance(f, Frame))
+    in-app frame (``app/payments/domain/webhooks.py`` -> ``payments``), skipping shared
+    helper packages (``core``, ``common``, ``utils`` ...); None if unknown."""
+    frames = _usable(frames)
     root = _project_root(frames)
+    first = None
     for f in reversed(_in_app(frames)):
         rel = repo_relative_path(f.filename, f.module, root)
-        if not rel:
+        package = _package_of(rel) if rel else None
+        if package is None:
             continue
-        parts = [p for p in rel.split("/") if p]
-        if len(parts) >= 3:
-            return parts[1]
-        if len(parts) == 2:
-            return parts[0]
-        return None
-    return None
+        if package.lower() not in GENERIC_PACKAGES:
+            return package
+        first = first or package
+    return first
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,7 +274,10 @@ def route_template(route_or_url: str | None) -> str | None:
 # Order matters: specific shapes (UUIDs, e-mails, timestamps, addresses) before the generic
 # quoted values and numbers that would otherwise eat parts of them.
 _MESSAGE_SUBS = [
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
+    (
+        re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),
+        "<uuid>",
+    ),
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
     (re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>)]+", re.I), "<url>"),
     (
@@ -263,7 +291,10 @@ _MESSAGE_SUBS = [
     (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<addr>"),
     (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I), "<hex>"),
     # quoted values: the opening quote must not follow a letter, so "can't ... 'x'" pairs right
-    (re.compile(r"(?<![\w'])'(?:[^'\\\n]|\\.)*'(?!\w)|(?<![\w\"])\"(?:[^\"\\\n]|\\.)*\"(?!\w)"), "<str>"),
+    (
+        re.compile(r"(?<![\w'])'(?:[^'\\\n]|\\.)*'(?!\w)|(?<![\w\"])\"(?:[^\"\\\n]|\\.)*\"(?!\w)"),
+        "<str>",
+    ),
     # opaque tokens mixing letters and digits: req_8f3a..., cus_AbC123..., SKU-00123-BL
     (re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{6,}\b"), "<id>"),
     (re.compile(r"[-+]?(?:[$€£¥])?\d+(?:[.,]\d+)*"), "<n>"),

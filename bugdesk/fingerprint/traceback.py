@@ -1,4 +1,4 @@
-"""Stack frames and Python tracebacks: the data model, a tolerant text parser and frame-list adapters.
+"""Stack frames and Python tracebacks: data model, tolerant text parser, frame-list adapters.
 
 `parse_traceback` reads tracebacks as Python prints them, also when they are embedded in other
 text (a log line before, prose around, a Markdown fence), chained ("The above exception was the
@@ -84,7 +84,7 @@ _LIBRARY_RE = re.compile(
 @lru_cache(maxsize=16384)
 def is_library_path(path: str | None) -> bool:
     """True when `path` is a third-party or stdlib file (site-packages, lib/pythonX.Y, <frozen>)."""
-    if not path:
+    if not isinstance(path, str) or not path:
         return False
     return _LIBRARY_RE.search(path.replace("\\", "/")) is not None
 
@@ -96,16 +96,17 @@ _HEADER = "Traceback (most recent call last):"
 _CAUSE = "The above exception was the direct cause of the following exception:"
 _CONTEXT = "During handling of the above exception, another exception occurred:"
 # Anchored on a newline (not `^` with re.M) so the regex engine can use a literal-prefix scan;
-# that keeps a 40-frame traceback well under 10 microseconds.
-_FRAME_RE = re.compile(r'\n([ \t]*)File "([^"\n]*)", line (\d+)(?:, in ([^\r\n]*))?')
+# findall() then hands back plain tuples, which keeps a 40-frame traceback in a few microseconds.
+_FRAME_RE = re.compile(r'\n[ \t]*File "([^"\n]*)", line (\d+)(?:, in (\S+))?')
 # "module.sub.ErrorType: message", "KeyError: 'x'", or a bare "ErrorType".
 _EXC_LINE_RE = re.compile(r"([A-Za-z_][\w.<>]*)(?::[ \t]?(.*))?")
 _MAX_TAIL = 8192  # characters read after the last frame (descriptions may hold 2 MiB of log)
 _MAX_MESSAGE_LINES = 40
 
-# (exception type as printed or None, message or None, ((filename, lineno, function), ...))
-RawFrame = tuple[str, int, str | None]
-RawException = tuple[str | None, str | None, tuple[RawFrame, ...]]
+# A raw frame is (filename, line number as digits, function or ""); a raw exception is
+# (type as printed or None, message or None, raw frames outermost first).
+RawFrame = tuple[str, str, str]
+RawException = tuple[str | None, str | None, list[RawFrame]]
 
 
 def scan_traceback(text: str) -> list[RawException]:
@@ -137,16 +138,21 @@ def scan_traceback(text: str) -> list[RawException]:
 
 
 def _scan_block(text: str, start: int, end: int) -> RawException:
-    frames = []
-    indent = ""
-    tail_from = start
-    for m in _FRAME_RE.finditer(text, start, end):
-        indent, fname, line, func = m.groups()
-        frames.append((fname, int(line), func.strip() if func else None))
-        tail_from = m.end()
+    frames = _FRAME_RE.findall(text, start, end)
+    if frames:
+        # where the last frame line starts and ends: the exception line follows it
+        file, line, _func = frames[-1]
+        pos = text.rfind(f'File "{file}", line {line}', start, end)
+        line_start = text.rfind("\n", start, pos) + 1
+        indent = pos - line_start
+        tail_from = text.find("\n", pos, end)
+        if tail_from == -1:
+            return None, None, frames
+    else:
+        indent, tail_from = -1, start
     tail = text[tail_from : min(end, tail_from + _MAX_TAIL)]
-    exc_type, message = _exception_line(tail, len(indent) if frames else -1)
-    return exc_type, message, tuple(frames)
+    exc_type, message = _exception_line(tail, indent)
+    return exc_type, message, frames
 
 
 def _exception_line(tail: str, frame_indent: int) -> tuple[str | None, str | None]:
@@ -174,16 +180,32 @@ def _exception_line(tail: str, frame_indent: int) -> tuple[str | None, str | Non
         return None, None
     exc_type, message = m.group(1), m.group(2)
     more = []
-    for line in lines[i + 1 : i + _MAX_MESSAGE_LINES]:
+    rest = lines[i + 1 : i + _MAX_MESSAGE_LINES]
+    for j, line in enumerate(rest):
         s = line.strip()
         if s.startswith((_CAUSE, _CONTEXT, "```")):
             break
+        if not s and not _continues(rest, j + 1):
+            break  # prose after the traceback, not part of the message
         more.append(line.rstrip())
     while more and not more[-1]:
         more.pop()
     if more:
         message = "\n".join([message or "", *more]).strip("\n") or None
     return exc_type, (message if message else None)
+
+
+# After a blank line a message goes on only with indented or bracketed lines ("[SQL: ...]",
+# "(Background on this error at: ...)") or "DETAIL:"-style labels, as database drivers print.
+_CONTINUATION_RE = re.compile(r"[ \t]|[(\[{<]|[A-Z]{2,}:")
+
+
+def _continues(lines: list[str], j: int) -> bool:
+    while j < len(lines) and not lines[j].strip():
+        j += 1
+    if j >= len(lines):
+        return False
+    return _CONTINUATION_RE.match(lines[j]) is not None
 
 
 def parse_traceback(text: str) -> ParsedTrace | None:
@@ -198,10 +220,7 @@ def parse_traceback(text: str) -> ParsedTrace | None:
         ExceptionInfo(
             type=exc_type,
             message=message,
-            frames=tuple(
-                Frame(filename=f, module=None, function=fn, lineno=ln, in_app=not is_library_path(f))
-                for f, ln, fn in frames
-            ),
+            frames=tuple(Frame(f, None, fn or None, int(ln), not is_library_path(f)) for f, ln, fn in frames),
         )
         for exc_type, message, frames in raw
     )

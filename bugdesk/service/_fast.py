@@ -58,3 +58,23 @@ def select_one(model: type[Model], key: str, build: Callable[[], Any], params: l
     """The first row of a compiled select as a model instance, or None."""
     sql = compiled(key, build)
     return next(iter(model.raw(sql, *params)), None)
+
+
+def update_row(model: type[Model], pk: Any, values: dict[str, Any], *, version: int | None = None) -> int:
+    """UPDATE one row by primary key (and version, when given); returns the number of rows changed."""
+    meta = model._meta
+    names = tuple(values)
+    cache_key = ("update", model, names, version is not None, _db_kind())
+    sql = _cache.get(cache_key)
+    if sql is None:
+        param = database.obj.param
+        sets = ", ".join(f'"{meta.fields[n].column_name}" = {param}' for n in names)
+        where = f'"{meta.primary_key.column_name}" = {param}'
+        if version is not None:
+            where += f' AND "version" = {param}'
+        sql = _cache[cache_key] = f'UPDATE "{meta.table_name}" SET {sets} WHERE {where}'
+    params = [meta.fields[n].db_value(values[n]) for n in names]
+    params.append(meta.primary_key.db_value(pk))
+    if version is not None:
+        params.append(version)
+    return database.execute_sql(sql, params).rowcount

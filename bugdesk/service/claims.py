@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import fn
-
 from bugdesk import validate
 from bugdesk.clock import utcnow
 from bugdesk.config import Settings
-from bugdesk.db import is_postgres
+from bugdesk.db import database, is_postgres
 from bugdesk.errors import ClaimConflict, QueueEmpty, ValidationError
 from bugdesk.lifecycle import CLAIMABLE_STATUSES, DONE_STATUSES, SEVERITIES
-from bugdesk.models import QUEUE_PREDICATE, AgentRun, BugReport
+from bugdesk.models import BugReport
 from bugdesk.service._base import (
     get_report,
     guarded_update,
@@ -31,6 +29,7 @@ from bugdesk.service._base import (
     sha256_hex,
     transaction,
 )
+from bugdesk.service._fast import execute
 
 
 @dataclass
@@ -145,32 +144,33 @@ def claim_next(
 
 
 def _next_candidate(severity: str, queue: QueueFilter, agent: str) -> BugReport | None:
-    # The predicate mirrors the partial index ix_bug_reports_queue.
-    query = (
-        BugReport.select()
-        .where(
-            QUEUE_PREDICATE,
-            BugReport.duplicate_of.is_null(),
-            BugReport.severity == severity,
-            BugReport.needs_human == False,  # noqa: E712
-        )
-        .order_by(BugReport.sla_due_at, BugReport.number)
-        .limit(1)
-    )
-    if queue.categories:
-        query = query.where(BugReport.category.in_(queue.categories))
-    if queue.components:
-        query = query.where(BugReport.component.in_(queue.components))
+    # Hand-written because it runs for every claim; the first three predicates
+    # repeat the partial index ix_bug_reports_queue so SQLite seeks it.
+    sql = [
+        "SELECT * FROM bug_reports WHERE status IN ('new', 'triaged') AND duplicate_of_id IS NULL",
+        "AND severity = ? AND needs_human = ?",
+    ]
+    params: list[Any] = [severity, False]
+    for column, values in (("category", queue.categories), ("component", queue.components)):
+        if values:
+            sql.append(f"AND {column} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
     if queue.environment:
-        query = query.where(BugReport.environment == queue.environment)
+        sql.append("AND environment = ?")
+        params.append(queue.environment)
     if queue.skip_failed:
-        failed = AgentRun.select(AgentRun.id).where(
-            (AgentRun.report == BugReport.id) & (AgentRun.agent == agent) & (AgentRun.outcome == "failed")
+        sql.append(
+            "AND NOT EXISTS (SELECT 1 FROM agent_runs r WHERE r.report_id = bug_reports.id "
+            "AND r.agent = ? AND r.outcome = 'failed')"
         )
-        query = query.where(~fn.EXISTS(failed))
+        params.append(agent)
+    sql.append("ORDER BY sla_due_at, number LIMIT 1")
     if is_postgres():
-        query = query.for_update(skip_locked=True)
-    return query.first()
+        sql.append("FOR UPDATE SKIP LOCKED")
+    text = " ".join(sql)
+    if database.obj.param != "?":
+        text = text.replace("?", database.obj.param)
+    return next(iter(BugReport.raw(text, *params)), None)
 
 
 def _verify(report: BugReport, token: str | None, now: datetime) -> None:
@@ -238,6 +238,11 @@ def expire_leases(*, now: datetime | None = None, limit: int = 500) -> int:
 
 
 def _sweep(now: datetime, limit: int) -> int:
+    due = BugReport.claim_expires_at.db_value(now)
+    if not execute(
+        "SELECT 1 FROM bug_reports WHERE claimed_by IS NOT NULL AND claim_expires_at <= ? LIMIT 1", [due]
+    ).fetchone():
+        return 0  # the common case, answered from the partial index without building a query
     query = (
         BugReport.select().where(BugReport.claimed_by.is_null(False), BugReport.claim_expires_at <= now).limit(limit)
     )
