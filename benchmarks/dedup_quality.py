@@ -123,9 +123,7 @@ def evaluate(store_dir: str | Path, algorithm: str = CURRENT) -> dict[str, dict[
         truth = [b for b, _ in items]
         groups = [g for _, g in items]
         p, r = bcubed(truth, groups)
-        result[name] = dict(
-            reports=len(items), bugs=len(set(truth)), groups=len(set(groups)), precision=p, recall=r
-        )
+        result[name] = dict(reports=len(items), bugs=len(set(truth)), groups=len(set(groups)), precision=p, recall=r)
     return result
 
 
