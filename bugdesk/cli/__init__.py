@@ -4,7 +4,7 @@ Each module registers its commands on the one Typer ``app``; importing them here
 is what makes them part of the CLI.
 """
 
-from bugdesk.cli import db, status  # noqa: F401  (registers commands)
+from bugdesk.cli import db, groups, status  # noqa: F401  (registers commands)
 from bugdesk.cli._app import app, main
 
 __all__ = ["app", "main"]

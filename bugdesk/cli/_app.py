@@ -45,7 +45,10 @@ state = State()
 
 @app.callback()
 def _root(db: DbOption = None) -> None:
-    state.settings = load_settings(database_url=db)
+    try:
+        state.settings = load_settings(database_url=db)
+    except BugdeskError as exc:
+        fail(str(exc))
 
 
 @contextmanager
@@ -65,6 +68,21 @@ def fail(message: str, code: int = 2) -> None:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Any]:
+    """A rich progress bar with rate and ETA on a terminal; silent when output is piped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+    if not err_console.is_terminal:
+        yield lambda n: None
+        return
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def main() -> None:

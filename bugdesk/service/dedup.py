@@ -242,9 +242,11 @@ def merge(source_ref: Any, target_ref: Any, actor: str, *, now: datetime | None 
             raise ValidationError(f"#{source.number} and #{target.number} are already in one group")
         moved = BugReport.update(duplicate_of=target.id).where(BugReport.duplicate_of == source.id).execute()
         rows = BugReportDedup.update(canonical=target.id).where(BugReportDedup.canonical == source.id).execute()
+        # merged_into marks a human decision that a regroup must keep.
         guarded_update(
-            source, None, now, duplicate_of=target.id, claimed_by=None, claim_token_hash=None, claim_expires_at=None
-        )
+            source, None, now, duplicate_of=target.id, details={**(source.details or {}), "merged_into": target.number},
+            claimed_by=None, claim_token_hash=None, claim_expires_at=None,
+        )  # fmt: skip
         source.duplicate_of_id = target.id
         guarded_update(target, None, now)
         data = {"source": source.number, "target": target.number, "moved_duplicates": moved, "moved_fingerprints": rows}
