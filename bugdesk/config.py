@@ -38,6 +38,8 @@ class Settings:
     backlog_threshold: int = 100
     backlog_max_age_hours: float = 24.0
     sla_breach_threshold: int = 0
+    # The release this server runs (a commit SHA or a version): fills `release_sha` of submissions that lack one.
+    release: str = ""
 
     def sla_for(self, severity: str) -> timedelta:
         return timedelta(hours=self.sla_hours[severity])
