@@ -14,6 +14,7 @@ import argparse
 import json
 import random
 import sqlite3
+import statistics
 import tempfile
 import threading
 import time
@@ -221,16 +222,26 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--creates", type=int, default=3000)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--skip-reads", action="store_true", help="only the create figures")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bugdesk-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": machine()}
-    results["raw_sqlite3_reference"] = bench_raw_reference(work / "raw.db", args.creates)
-    results["service_create"] = bench_create(work / "create.db", args.creates)
-    results["create_ratio_vs_raw"] = (
-        results["service_create"]["per_second"] / results["raw_sqlite3_reference"]["per_second"]
-    )
+    # Interleaved rounds, median of each: the machine is shared and drifts.
+    raw, ours = [], []
+    for _ in range(3):
+        for name in ("raw.db", "create.db"):
+            for suffix in ("", "-wal", "-shm"):
+                (work / f"{name}{suffix}").unlink(missing_ok=True)
+        raw.append(bench_raw_reference(work / "raw.db", args.creates)["per_second"])
+        ours.append(bench_create(work / "create.db", args.creates)["per_second"])
+    results["raw_sqlite3_reference_per_second"] = {"median": statistics.median(raw), "rounds": raw}
+    results["service_create_per_second"] = {"median": statistics.median(ours), "rounds": ours}
+    results["create_ratio_vs_raw"] = statistics.median(o / r for o, r in zip(ours, raw, strict=True))
     big = work / "big.db"
+    if args.skip_reads:
+        print(json.dumps(results, indent=2))
+        return
     if not big.exists():
         results["seed_seconds"] = seed(big, args.rows)
     results["reads_at_rows"] = args.rows
