@@ -91,70 +91,82 @@ def bench_raw_reference(path: Path, count: int) -> dict:
     return {"reports": count, "seconds": elapsed, "per_second": count / elapsed}
 
 
-def seed(path: Path, rows: int) -> float:
-    """A realistic 1M-row table: most reports done, ~20% open, ~30% duplicates."""
-    with dbmod.connected(str(path)):
-        pass
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=wal")
-    conn.execute("PRAGMA synchronous=off")
+def _seed_rows(rows: int):
+    """A realistic table: most reports done, ~7% open (recent ones), ~30% duplicates."""
     rng = random.Random(7)
     sla = Settings().sla_hours
-    start = time.perf_counter()
     base = datetime(2023, 1, 1, tzinfo=UTC)
     span = (datetime.now(UTC) - base).total_seconds()
     canon: list[str] = []
-    batch = []
     for i in range(1, rows + 1):
         created = base + timedelta(seconds=span * i / rows)
         severity = rng.choices(["critical", "high", "medium", "low"], [5, 20, 50, 25])[0]
         recent = i > rows * 0.9
-        status = (
-            rng.choice(["new", "triaged", "in_progress", "new"])
-            if recent and rng.random() < 0.7
-            else rng.choice(["resolved", "closed", "closed"])
-        )
+        if recent and rng.random() < 0.7:
+            status = rng.choice(["new", "triaged", "in_progress", "new"])
+        else:
+            status = rng.choice(["resolved", "closed", "closed"])
         rid = str(uuid.uuid4())
         dup = rng.choice(canon) if canon and rng.random() < 0.3 else None
         if dup is None:
             canon.append(rid)
             if len(canon) > 5000:
                 canon.pop(0)
-        ts = created.strftime(FMT)
-        batch.append(
-            (
-                rid,
-                i,
-                f"seeded report {i}",
-                severity,
-                status,
-                dup,
-                ts,
-                ts,
-                (created + timedelta(hours=sla[severity])).strftime(FMT),
-            )
-        )
+        due = created + timedelta(hours=sla[severity])
+        yield (rid, i, f"seeded report {i}", severity, status, dup, created, created, due)
+
+
+_SEED_SQL = (
+    "INSERT INTO bug_reports (id, number, title, severity, category, status, source, duplicate_of_id, "
+    "needs_human, version, created_at, updated_at, sla_due_at) VALUES ({p},{p},{p},{p},'crash',{p},'user',{p},"
+    "{false},1,{p},{p},{p})"
+)
+
+
+def seed(url: str, rows: int) -> float:
+    """Seed ``rows`` reports with executemany (SQLite file path or postgresql:// URL)."""
+    with dbmod.connected(url):
+        pass  # creates and migrates the schema
+    start = time.perf_counter()
+    if url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=False) as conn:
+            sql = _SEED_SQL.format(p="%s", false="false")
+            batch = []
+            for row in _seed_rows(rows):
+                batch.append(row)
+                if len(batch) == 20_000:
+                    conn.cursor().executemany(sql, batch)
+                    batch.clear()
+            conn.cursor().executemany(sql, batch)
+            conn.execute(f"SELECT setval('bug_reports_number_seq', {rows})")
+            conn.commit()
+            conn.execute("ANALYZE bug_reports")
+        return time.perf_counter() - start
+    conn = sqlite3.connect(url, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=wal")
+    conn.execute("PRAGMA synchronous=off")
+    sql = _SEED_SQL.format(p="?", false="0")
+    batch = []
+    for row in _seed_rows(rows):
+        batch.append(tuple(v.strftime(FMT) if isinstance(v, datetime) else v for v in row))
         if len(batch) == 20_000:
-            _flush(conn, batch)
-    _flush(conn, batch)
+            _flush(conn, sql, batch)
+    _flush(conn, sql, batch)
     conn.execute("ANALYZE")
     conn.close()
     return time.perf_counter() - start
 
 
-def _flush(conn: sqlite3.Connection, batch: list) -> None:
+def _flush(conn: sqlite3.Connection, sql: str, batch: list) -> None:
     conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO bug_reports (id, number, title, severity, category, status, source, duplicate_of_id, "
-        "needs_human, version, created_at, updated_at, sla_due_at) "
-        "VALUES (?,?,?,?,'crash',?,'user',?,0,1,?,?,?)",
-        batch,
-    )
+    conn.executemany(sql, batch)
     conn.execute("COMMIT")
     batch.clear()
 
 
-def bench_claims(path: Path, threads: int, per_thread: int) -> dict:
+def bench_claims(path: Path | str, threads: int, per_thread: int) -> dict:
     latencies: list[float] = []
     lock = threading.Lock()
     database = dbmod.use(dbmod.open_database(str(path)))
@@ -188,7 +200,7 @@ def bench_claims(path: Path, threads: int, per_thread: int) -> dict:
     }
 
 
-def bench_reads(path: Path, repeats: int) -> dict:
+def bench_reads(path: Path | str, repeats: int) -> dict:
     database = dbmod.use(dbmod.open_database(str(path)))
     database.connect(reuse_if_open=True)
     flt = ReportFilter(status=["open"], severity=["critical"])
@@ -207,7 +219,8 @@ def bench_reads(path: Path, repeats: int) -> dict:
         .limit(51)
     )
     sql, params = query.sql()
-    plan = [row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
+    explain = "EXPLAIN QUERY PLAN " if dbmod.is_sqlite(database) else "EXPLAIN "
+    plan = [row[-1] for row in database.execute_sql(explain + sql, params).fetchall()]
     database.close()
     return {
         "first_page": percentiles(page_times),
@@ -223,26 +236,28 @@ def main() -> None:
     parser.add_argument("--creates", type=int, default=3000)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--skip-reads", action="store_true", help="only the create figures")
+    parser.add_argument("--postgres", default=None, help="run the 1M-row figures on this empty PostgreSQL database")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bugdesk-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": machine()}
     # Interleaved rounds, median of each: the machine is shared and drifts.
     raw, ours = [], []
-    for _ in range(3):
+    for _ in range(3 if args.creates else 0):
         for name in ("raw.db", "create.db"):
             for suffix in ("", "-wal", "-shm"):
                 (work / f"{name}{suffix}").unlink(missing_ok=True)
         raw.append(bench_raw_reference(work / "raw.db", args.creates)["per_second"])
         ours.append(bench_create(work / "create.db", args.creates)["per_second"])
-    results["raw_sqlite3_reference_per_second"] = {"median": statistics.median(raw), "rounds": raw}
-    results["service_create_per_second"] = {"median": statistics.median(ours), "rounds": ours}
-    results["create_ratio_vs_raw"] = statistics.median(o / r for o, r in zip(ours, raw, strict=True))
-    big = work / "big.db"
+    if raw:
+        results["raw_sqlite3_reference_per_second"] = {"median": statistics.median(raw), "rounds": raw}
+        results["service_create_per_second"] = {"median": statistics.median(ours), "rounds": ours}
+        results["create_ratio_vs_raw"] = statistics.median(o / r for o, r in zip(ours, raw, strict=True))
+    big = args.postgres or str(work / "big.db")
     if args.skip_reads:
         print(json.dumps(results, indent=2))
         return
-    if not big.exists():
+    if args.postgres or not Path(big).exists():
         results["seed_seconds"] = seed(big, args.rows)
     results["reads_at_rows"] = args.rows
     results["reads"] = bench_reads(big, 300)
