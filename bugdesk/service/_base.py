@@ -11,7 +11,7 @@ from bugdesk.clock import utcnow
 from bugdesk.db import database, is_postgres
 from bugdesk.errors import NotFound, StaleVersion, ValidationError
 from bugdesk.models import BugReport, BugReportEvent
-from bugdesk.service._fast import insert_row, update_row
+from bugdesk.service._fast import insert_row, select_one, update_row
 
 
 def transaction():
@@ -50,11 +50,17 @@ def parse_ref(ref: Any) -> uuid.UUID | int:
 
 def get_report(ref: Any, *, for_update: bool = False) -> BugReport:
     key = parse_ref(ref)
-    cond = BugReport.number == key if isinstance(key, int) else BugReport.id == key
-    query = BugReport.select().where(cond)
-    if for_update and is_postgres():
-        query = query.for_update()
-    report = query.first()
+    column = BugReport.number if isinstance(key, int) else BugReport.id
+    locked = for_update and is_postgres()
+
+    def build():
+        # Compiled once per column and lock mode: building this wide select costs more than running it.
+        query = BugReport.select().where(column == (0 if column is BugReport.number else uuid.UUID(int=0)))
+        return query.for_update() if locked else query
+
+    report = select_one(
+        BugReport, f"report_by_{column.name}{'_locked' if locked else ''}", build, [column.db_value(key)]
+    )
     if report is None:
         raise NotFound(f"no bug report {ref}", ref=str(ref))
     return report

@@ -11,6 +11,7 @@ from bugdesk.clock import utcnow
 from bugdesk.errors import AuthError, NotFound, ScopeError, ValidationError
 from bugdesk.models import ApiToken
 from bugdesk.service._base import sha256_hex, transaction
+from bugdesk.service._fast import select_one
 
 SCOPES = ("read", "write", "ingest", "admin")
 # admin implies everything; write implies read.
@@ -48,7 +49,7 @@ def authenticate(secret: str | None, scope: str) -> ApiToken:
     if not secret:
         raise AuthError("missing token: send `Authorization: Bearer <token>`")
     digest = sha256_hex(secret)
-    token = ApiToken.get_or_none(ApiToken.token_hash == digest)
+    token = select_one(ApiToken, "token_by_hash", lambda: ApiToken.select().where(ApiToken.token_hash == ""), [digest])
     # The lookup is by hash; the explicit constant-time compare keeps the check honest anyway.
     if token is None or not hmac.compare_digest(token.token_hash, digest) or token.revoked_at is not None:
         raise AuthError("invalid or revoked token")

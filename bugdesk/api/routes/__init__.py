@@ -1,0 +1,1 @@
+"""One module per resource, each with one APIRouter: reports, events, claims, runs, admin, meta."""
