@@ -25,6 +25,12 @@ from bugdesk.fields import JSONField, UTCDateTimeField, UUIDField
 # verbatim, and never through bound parameters.
 OPEN_PREDICATE = SQL("status NOT IN ('resolved', 'closed')")
 QUEUE_PREDICATE = SQL("status IN ('new', 'triaged')")
+# The expression of PostgreSQL's search index (schema/0003_fts.py), repeated
+# verbatim so the planner matches the GIN index.
+PG_SEARCH_DOCUMENT = (
+    "to_tsvector('simple'::regconfig, coalesce(title, '') || ' ' || left(coalesce(stacktrace, ''), 30000) "
+    "|| ' ' || left(coalesce(description, ''), 30000))"
+)
 
 
 class BaseModel(Model):

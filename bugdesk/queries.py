@@ -12,9 +12,10 @@ from peewee import SQL, fn
 
 from bugdesk import validate
 from bugdesk.clock import utcnow
+from bugdesk.db import is_postgres
 from bugdesk.errors import ValidationError
 from bugdesk.lifecycle import DONE_STATUSES, OPEN_STATUSES, SEVERITIES, STATUSES
-from bugdesk.models import OPEN_PREDICATE, BugReport, BugReportEvent
+from bugdesk.models import OPEN_PREDICATE, PG_SEARCH_DOCUMENT, BugReport, BugReportEvent
 
 SORTS = ("-created_at", "created_at", "-updated_at", "updated_at", "sla_due_at", "-sla_due_at",
          "number", "-number")  # fmt: skip
@@ -121,10 +122,16 @@ def apply_filter(query, flt: ReportFilter, now: datetime | None = None):
 
 
 def _search(query, text: str):
-    # A substring match until the full-text index exists: every word must appear.
-    for word in text.split()[:8]:
-        query = query.where(BugReport.title.contains(word) | BugReport.description.contains(word))
-    return query
+    """Full text over title, description and stack trace: every word must appear (SQLite FTS5, PostgreSQL GIN)."""
+    words = [w for w in text.split() if w.strip('"')][:16]
+    if not words:
+        return query
+    if is_postgres():
+        return query.where(SQL(f"{PG_SEARCH_DOCUMENT} @@ plainto_tsquery('simple', %s)", [" ".join(words)]))
+    # Each word as a quoted FTS5 phrase: user text can never be read as query syntax.
+    match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+    hits = SQL("(SELECT rowid FROM bug_reports_fts WHERE bug_reports_fts MATCH ?)", [match])
+    return query.where(BugReport.number.in_(hits))
 
 
 def _encode_cursor(sort: str, report: BugReport) -> str:

@@ -11,6 +11,7 @@ from bugdesk.lifecycle import SEVERITIES, SOURCES
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _TOKENISH = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # one regex scan instead of a Python loop per character
 
 TITLE_MAX = 500
 TEXT_MAX = 8 * 1024 * 1024  # a pasted log can be a few MiB; the API caps request bodies anyway
@@ -45,7 +46,7 @@ def clean_name(value: Any, field: str, *, max_len: int = SHORT_MAX) -> str | Non
         return None
     if len(text) > max_len:
         raise ValidationError(f"{field} is longer than {max_len} characters", field=field)
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if _CONTROL.search(text):
         raise ValidationError(f"{field} must not contain control characters or line breaks", field=field)
     return text
 

@@ -12,8 +12,10 @@ from bugdesk.errors import ConfigError, SchemaError
 def test_upgrading_twice_is_a_no_op_the_second_time(tmp_path):
     database = dbmod.open_database(str(tmp_path / "fresh.db"))
     database.connect()
-    assert dbmod.pending_migrations(database) == ["0001_initial"]
-    assert dbmod.upgrade(database) == ["0001_initial"]
+    scripts = sorted(p.stem for p in dbmod.schema_dir().glob("[0-9]*.py"))
+    assert scripts[0] == "0001_initial"
+    assert dbmod.pending_migrations(database) == scripts
+    assert dbmod.upgrade(database) == scripts
     assert dbmod.upgrade(database) == []
     assert dbmod.pending_migrations(database) == []
     assert "bug_reports" in database.get_tables()

@@ -73,3 +73,16 @@ def test_bad_filter_values_and_cursors_are_validation_errors(db):
         queries.list_reports(cursor="garbage!!")
     with pytest.raises(errors.ValidationError):
         queries.list_reports(sort="title; DROP TABLE bug_reports")
+
+
+def test_full_text_search_finds_words_in_the_stack_trace_and_ignores_query_syntax(db, make_report):
+    target = make_report(
+        stacktrace='Traceback (most recent call last):\n  File "/app/shop/tax.py", line 3, in '
+        "compute_total\nKeyError: 'vat'"
+    )
+    make_report(description="nothing to see here")
+    assert [r.id for r in queries.list_reports(ReportFilter(q="compute_total")).items] == [target.id]
+    assert [r.id for r in queries.list_reports(ReportFilter(q="KeyError vat")).items] == [target.id]
+    assert queries.list_reports(ReportFilter(q="KeyError absentword")).items == []
+    for hostile in ('"unbalanced', "a OR b NEAR(", "*", "'; DROP TABLE bug_reports; --"):
+        queries.list_reports(ReportFilter(q=hostile))  # never a syntax error
