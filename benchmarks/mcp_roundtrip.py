@@ -1,6 +1,6 @@
 """MCP tool-call round trips over stdio: `get_report` and `claim_next` on a database of 100,000 reports.
 
-    uv run python benchmarks/mcp.py [--rows 100000] [--calls 1000] [--postgres URL] [--workdir DIR]
+    uv run python benchmarks/mcp_roundtrip.py [--rows 100000] [--calls 1000] [--postgres URL] [--workdir DIR]
 
 The client is the official SDK's (``mcp.client.Client`` over ``StdioServerParameters``); the server is
 ``python -m bugdesk --db URL mcp``, a real subprocess, exactly as an MCP client starts it. Each figure is
@@ -28,21 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# This script is named mcp.py (as issue 10 asks): its folder must not shadow the SDK's `mcp` package,
-# so it goes to the end of the path, after site-packages, where `_common` and `service_bench` are still found.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+# Named mcp_roundtrip.py, not mcp.py: a benchmarks/mcp.py shadowed the SDK's `mcp` package for every
+# other script in this folder that imports the API (which mounts the MCP endpoint).
+import anyio
+from _common import machine, percentiles, realistic_report
+from mcp import StdioServerParameters
+from mcp.client import Client
+from mcp_types import Implementation
+from service_bench import seed
 
-import anyio  # noqa: E402
-from _common import machine, percentiles, realistic_report  # noqa: E402
-from mcp import StdioServerParameters  # noqa: E402
-from mcp.client import Client  # noqa: E402
-from mcp_types import Implementation  # noqa: E402
-from service_bench import seed  # noqa: E402
-
-from bugdesk import db as dbmod  # noqa: E402
-from bugdesk import payload, service  # noqa: E402
-from bugdesk.config import Settings  # noqa: E402
+from bugdesk import db as dbmod
+from bugdesk import payload, service
+from bugdesk.config import Settings
 
 
 def add_rich_reports(url: str, count: int) -> list[int]:
