@@ -267,7 +267,8 @@ def report_from_event(
         data["trace_id"] = trace_id
     url, method, request_id = _request(event)
     if url:
-        details["url"] = url
+        # Without the query string: it can carry tokens, and details are served to analysts.
+        details["url"] = url.split("?", 1)[0].split("#", 1)[0]
         template = route_template(url)
         if template:
             data["route"] = f"{method} {template}" if method else template

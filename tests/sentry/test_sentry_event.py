@@ -157,3 +157,10 @@ def test_fuzz_mapping_gives_storable_data(event):
     except EnvelopeError:
         return
     normalize_new_report(data)
+
+
+def test_the_stored_url_drops_the_query_string_that_may_carry_secrets():
+    event = chained_event(request={"url": "https://shop.example/api/orders/77?token=s3cret&x=1", "method": "get"})
+    data = report_from_event(event, event_id="e" * 32, project="1", now=NOW)
+    assert data["details"]["url"] == "https://shop.example/api/orders/77"
+    assert "s3cret" not in repr(data)
