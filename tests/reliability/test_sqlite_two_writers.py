@@ -80,6 +80,7 @@ def test_api_and_a_second_process_write_for_twenty_seconds_without_lock_errors(t
         for t in threads:
             t.join(timeout=SECONDS + 60)
         out, err = direct.communicate(timeout=SECONDS + 60)
+    assert direct.returncode == 0, err.decode()[-2000:]
     result = json.loads(out.decode().strip().splitlines()[-1])
     assert errors == []
     assert answers and set(answers) <= {200, 201}, {s: answers.count(s) for s in set(answers)}
