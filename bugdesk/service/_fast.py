@@ -47,11 +47,15 @@ def insert_row(model: type[Model], values: dict[str, Any]) -> Any:
     return row[0]
 
 
+def portable(text: str) -> str:
+    """Hand-written SQL with ``?`` placeholders, in the current backend's parameter style."""
+    param = database.obj.param
+    return text if param == "?" else text.replace("?", param)
+
+
 def execute(text: str, params: list[Any]):
     """Run hand-written SQL written with ``?`` placeholders on either backend."""
-    if database.obj.param != "?":
-        text = text.replace("?", database.obj.param)
-    return database.execute_sql(text, params)
+    return database.execute_sql(portable(text), params)
 
 
 def select_one(model: type[Model], key: str, build: Callable[[], Any], params: list[Any]) -> Any:

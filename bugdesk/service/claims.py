@@ -17,7 +17,7 @@ from typing import Any
 from bugdesk import validate
 from bugdesk.clock import utcnow
 from bugdesk.config import Settings
-from bugdesk.db import database, is_postgres
+from bugdesk.db import is_postgres
 from bugdesk.errors import ClaimConflict, QueueEmpty, ValidationError
 from bugdesk.lifecycle import CLAIMABLE_STATUSES, DONE_STATUSES, SEVERITIES
 from bugdesk.models import BugReport
@@ -29,7 +29,7 @@ from bugdesk.service._base import (
     sha256_hex,
     transaction,
 )
-from bugdesk.service._fast import execute
+from bugdesk.service._fast import execute, portable
 
 
 @dataclass
@@ -167,9 +167,7 @@ def _next_candidate(severity: str, queue: QueueFilter, agent: str) -> BugReport 
     sql.append("ORDER BY sla_due_at, number LIMIT 1")
     if is_postgres():
         sql.append("FOR UPDATE SKIP LOCKED")
-    text = " ".join(sql)
-    if database.obj.param != "?":
-        text = text.replace("?", database.obj.param)
+    text = portable(" ".join(sql))
     return next(iter(BugReport.raw(text, *params)), None)
 
 
