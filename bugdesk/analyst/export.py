@@ -148,12 +148,10 @@ def _drop_indexes_and_triggers(conn: sqlite3.Connection) -> list[str]:
 
 def _rebuild(conn: sqlite3.Connection, statements: list[str]) -> None:
     """Fill each full-text index from its table, then put the indexes and triggers back."""
-    from sqlite_utils import Database
-
-    database = Database(conn, recursive_triggers=False, execute_plugins=False)
-    for table in EXPORT_TABLES:
-        if database[table].detect_fts():
-            database[table].rebuild_fts()
+    # Every FTS5 table, whatever its content table or view is called (sqlite-utils' detect_fts knows only tables).
+    indexes = conn.execute("SELECT name FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%USING FTS5%'")
+    for (name,) in indexes.fetchall():
+        conn.execute(f'INSERT INTO "{name}" ("{name}") VALUES (\'rebuild\')')
     for sql in statements:
         conn.execute(sql)
 

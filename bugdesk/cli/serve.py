@@ -69,18 +69,24 @@ def serve(
     # Worker processes build the app from the environment, so the chosen database must travel there.
     os.environ["BUGDESK_DATABASE_URL"] = state.settings.database_url
     console.print(f"bugdesk API on http://{host}:{port}/api (docs: /api/docs), database {state.settings.database_url}")
-    uvicorn.run(
-        "bugdesk.api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        log_config=log_config(log_level),
-        access_log=False,  # bugdesk.access logs every request as JSON instead
-        loop="uvloop",
-        http="httptools",
-    )
+    config = {
+        "app": "bugdesk.api.app:app_from_env",
+        "factory": True,
+        "log_level": log_level,
+        "log_config": log_config(log_level),
+        "access_log": False,  # bugdesk.access logs every request as JSON instead
+        "loop": "uvloop",
+        "http": "httptools",
+    }
+    if workers == 1:
+        uvicorn.run(host=host, port=port, **config)
+        return
+    from bugdesk.api.workers import run_workers
+
+    try:
+        run_workers(workers, host, port, config)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 @token_app.command("create")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sqlite3
 
 import pytest
 from analystkit import STACK_WORD, Client, World, word
@@ -137,12 +136,34 @@ def test_the_fts_table_is_keyed_by_report_number_not_rowid(tmp_path):
     sql = database.execute_sql("SELECT sql FROM sqlite_master WHERE name = 'bug_reports_fts'").fetchone()[0]
     triggers = [r[0] for r in database.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'trigger'")]
     database.close()
-    assert "content_rowid=[number]" in sql and "content=[bug_reports]" in sql
-    assert any("AFTER UPDATE OF [number], [title], [description], [stacktrace]" in t for t in triggers)
-    with sqlite3.connect(tmp_path / "k.db") as conn:
-        from sqlite_utils import Database
+    assert "content_rowid=[number]" in sql and "content=[bug_reports_search]" in sql
+    assert any(
+        "AFTER UPDATE OF [number], [title], [description], [stacktrace], [duplicate_of_id]" in t for t in triggers
+    )
 
-        assert Database(conn)["bug_reports"].detect_fts() == "bug_reports_fts"  # sqlite-utils and Datasette see it
+
+def test_a_duplicate_is_found_by_its_words_and_its_canonical_by_the_shared_stack_trace(sqlite_db, make_sqlite_report):
+    trace = "Traceback:\n  File app.py, in settle_wombat\nValueError: nope"
+    first = make_sqlite_report(title="Settlement failed", description="nightly run", stacktrace=trace)
+    second = make_sqlite_report(title="Settlement failed", description="seen by the koala team", stacktrace=trace)
+    assert second.duplicate_of_id == first.id
+    conn = sqlite_db.connection()
+    assert _fts_hits(conn, "wombat") == [first.number]  # the trace is indexed once, on the canonical
+    assert _fts_hits(conn, "koala") == [second.number]  # what the reporter wrote, on every report
+    _check_integrity(conn)
+
+
+def test_a_split_indexes_the_new_canonicals_trace_and_a_merge_drops_it(sqlite_db, make_sqlite_report):
+    trace = "Traceback:\n  File app.py, in settle_wombat\nValueError: nope"
+    first = make_sqlite_report(title="Settlement failed", stacktrace=trace)
+    second = make_sqlite_report(title="Settlement failed", stacktrace=trace)
+    conn = sqlite_db.connection()
+    dedup.split(second.number, "alice")
+    assert sorted(_fts_hits(conn, "wombat")) == sorted([first.number, second.number])
+    _check_integrity(conn)
+    dedup.merge(second.number, first.number, "alice")
+    assert _fts_hits(conn, "wombat") == [first.number]
+    _check_integrity(conn)
 
 
 def test_the_api_search_repeats_the_postgres_index_expression_verbatim():
