@@ -10,14 +10,18 @@ all on SIGINT or SIGTERM.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
 from typing import Any
 
 log = logging.getLogger("bugdesk.api")
+
+PR_SET_PDEATHSIG = 1
 
 # uvicorn's exit code when the application's startup fails.
 STARTUP_FAILURE = 3
@@ -40,6 +44,16 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _end_with(supervisor: int) -> None:
+    """Ask Linux for a SIGTERM when the supervisor dies, even by SIGKILL, so no worker is left serving alone."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: a dead supervisor's workers stay until stopped
+        return
+    if os.getppid() != supervisor:  # it died while this process was starting, before the request
+        raise SystemExit(0)
+
+
 def check_port_free(host: str, port: int) -> None:
     """Raise OSError if something already listens on ``host:port`` (``SO_REUSEPORT`` alone would share it)."""
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
@@ -47,7 +61,8 @@ def check_port_free(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
-def _worker(host: str, port: int, config: dict[str, Any]) -> None:  # pragma: no cover - runs in the child
+def _worker(host: str, port: int, config: dict[str, Any], supervisor: int) -> None:  # pragma: no cover - a child
+    _end_with(supervisor)
     import uvicorn
 
     sock = _listening_socket(host, port)
@@ -61,7 +76,7 @@ def run_workers(count: int, host: str, port: int, config: dict[str, Any], *, pol
     stop = threading.Event()
 
     def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_worker, args=(host, port, config), daemon=False)
+        process = context.Process(target=_worker, args=(host, port, config, os.getpid()), daemon=False)
         process.start()
         return process
 
