@@ -50,15 +50,15 @@ class BugReport(BaseModel):
     close_reason = CharField(max_length=16, null=True)
     source = CharField(max_length=16, default="user")
     reporter_id = CharField(max_length=255, null=True)
-    assignee_id = CharField(max_length=255, null=True, index=True)
+    assignee_id = CharField(max_length=255, null=True)  # indexed where not NULL: schema/0005
     component = CharField(max_length=255, null=True)
     route = CharField(max_length=1024, null=True)
     environment = CharField(max_length=64, null=True)
     exception_type = CharField(max_length=255, null=True)
     stacktrace = TextField(null=True)
-    trace_id = CharField(max_length=64, null=True, index=True)
-    request_id = CharField(max_length=128, null=True, index=True)
-    release_sha = CharField(max_length=64, null=True, index=True)
+    trace_id = CharField(max_length=64, null=True)  # indexed where not NULL: schema/0005
+    request_id = CharField(max_length=128, null=True)  # indexed where not NULL: schema/0005
+    release_sha = CharField(max_length=64, null=True)  # indexed where not NULL: schema/0005
     fingerprint = CharField(max_length=64, null=True, index=True)
     duplicate_of = ForeignKeyField("self", null=True, on_delete="SET NULL", backref="duplicates", index=False)
     resolution_notes = TextField(null=True)
@@ -69,8 +69,8 @@ class BugReport(BaseModel):
     claim_expires_at = UTCDateTimeField(null=True)
     needs_human = BooleanField(default=False)
     version = IntegerField(default=1)
-    legacy_id = CharField(max_length=255, null=True, unique=True)
-    idempotency_key = CharField(max_length=255, null=True, unique=True)
+    legacy_id = CharField(max_length=255, null=True)  # unique where not NULL: schema/0005
+    idempotency_key = CharField(max_length=255, null=True)  # unique where not NULL: schema/0005
     details = JSONField(null=True)
     created_at = UTCDateTimeField(default=utcnow, index=True)
     updated_at = UTCDateTimeField(default=utcnow)
