@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from peewee import IntegrityError
 
 from bugdesk import db as dbmod
 from bugdesk.config import Settings
@@ -68,3 +69,31 @@ def test_foreign_keys_cascade_events_with_their_report(db, make_report):
     assert BugReportEvent.select().where(BugReportEvent.report == report.id).count() == 1
     BugReport.delete().where(BugReport.id == report.id).execute()
     assert BugReportEvent.select().where(BugReportEvent.report == report.id).count() == 0
+
+
+SPARSE_COLUMNS = ["trace_id", "request_id", "release_sha", "assignee_id", "legacy_id", "idempotency_key"]
+
+
+@pytest.mark.parametrize("column", SPARSE_COLUMNS)
+def test_a_lookup_by_a_sparse_column_uses_its_partial_index(db, column):
+    """0005 indexes these columns only where not NULL; a comparison with a value must still use the index."""
+    if dbmod.is_sqlite(db):
+        plan = str(
+            db.execute_sql(f"EXPLAIN QUERY PLAN SELECT id FROM bug_reports WHERE {column} = ?", ["x"]).fetchall()
+        )
+    else:
+        db.execute_sql("SET enable_seqscan = off")
+        plan = str(db.execute_sql(f"EXPLAIN SELECT id FROM bug_reports WHERE {column} = %s", ["x"]).fetchall())
+        db.execute_sql("SET enable_seqscan = on")
+    assert f"bugreport_{column}" in plan
+
+
+def test_sparse_unique_columns_still_refuse_a_second_value_but_take_many_nulls(db, make_report):
+    make_report(legacy_id="legacy-1")
+    make_report()
+    make_report()
+    with pytest.raises(IntegrityError), db.atomic():
+        db.execute_sql(
+            "UPDATE bug_reports SET legacy_id = 'legacy-1' WHERE legacy_id IS NULL AND number = "
+            "(SELECT MIN(number) FROM bug_reports WHERE legacy_id IS NULL)"
+        )
