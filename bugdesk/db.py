@@ -166,9 +166,24 @@ def pending_migrations(db: Database) -> list[str]:
     return [name for name, applied in migration_status(db) if not applied]
 
 
+# pg_advisory_lock key of `upgrade` ("bugdesk" in ASCII): any 64-bit number other tools are unlikely to take.
+_UPGRADE_LOCK = 0x6275676465736B
+
+
 def upgrade(db: Database) -> list[str]:
-    """Apply pending migrations; returns their names (empty when up to date)."""
-    return _runner(db).up()
+    """Apply pending migrations; returns their names (empty when up to date).
+
+    On PostgreSQL, hosts starting together on an empty database (or two operators) would
+    both apply the same scripts: an advisory lock makes the second wait, then find nothing
+    pending.
+    """
+    if not is_postgres(db):
+        return _runner(db).up()
+    db.execute_sql("SELECT pg_advisory_lock(%s)", [_UPGRADE_LOCK])
+    try:
+        return _runner(db).up()
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", [_UPGRADE_LOCK])
 
 
 def ensure_schema(db: Database, *, auto_upgrade_empty: bool = True) -> None:

@@ -97,3 +97,41 @@ def test_sparse_unique_columns_still_refuse_a_second_value_but_take_many_nulls(d
             "UPDATE bug_reports SET legacy_id = 'legacy-1' WHERE legacy_id IS NULL AND number = "
             "(SELECT MIN(number) FROM bug_reports WHERE legacy_id IS NULL)"
         )
+
+
+def test_hosts_upgrading_one_postgres_database_at_once_apply_each_migration_once(postgres_url):
+    """Several hosts starting on an empty database all call upgrade; the advisory lock serialises them."""
+    import threading
+    import uuid
+
+    from tests.conftest import ADMIN_URL, _admin_execute
+
+    name = f"bugdesk_upgrade_{uuid.uuid4().hex[:8]}"
+    _admin_execute(f'CREATE DATABASE "{name}"')
+    url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    applied, errors = [], []
+
+    def host() -> None:
+        db = dbmod.open_database(url)
+        db.connect()
+        try:
+            applied.extend(dbmod.upgrade(db))
+        except Exception as exc:  # a race would surface as "relation already exists"
+            errors.append(exc)
+        finally:
+            db.close()
+
+    try:
+        threads = [threading.Thread(target=host) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        assert sorted(applied) == sorted({name for name in applied}) and applied
+        db = dbmod.open_database(url)
+        db.connect()
+        assert dbmod.pending_migrations(db) == []
+        db.close()
+    finally:
+        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
