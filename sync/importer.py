@@ -41,7 +41,9 @@ from bugdesk.db import database
 from bugdesk.models_sync import FILE_DONE, FILE_PENDING, QUARANTINED, STALE
 from bugdesk.service import imports
 from bugdesk.service._fast import execute
-from bugdesk.service.imports import BatchResult, FilePart, FileRow, FileState, Item, LinkResult, Rejected
+from bugdesk.service.import_links import LinkResult
+from bugdesk.service.import_rows import FilePart, FileState, Item, Rejected
+from bugdesk.service.imports import BatchResult, FileRow
 from sync.mapping import Record, freshness, map_entry
 from sync.reader import EMPTY_FILE, INVALID_JSON, Entry, Quarantine
 from sync.sources import FileInfo, LineRange, looks_like_document, plan_lines, read_document, read_lines, stat_file
