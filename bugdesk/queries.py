@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from peewee import SQL, fn
@@ -76,7 +76,16 @@ def _split(values: list[str], name: str, allowed: tuple[str, ...] | None = None)
     return out
 
 
+def _check_text(flt: ReportFilter) -> None:
+    for name in ("assignee_id", "claimed_by", "trace_id", "request_id", "release_sha", "fingerprint", "q"):
+        validate.filter_text(getattr(flt, name), name)
+    for name in ("category", "component"):
+        for value in getattr(flt, name):
+            validate.filter_text(str(value), name)
+
+
 def apply_filter(query, flt: ReportFilter, now: datetime | None = None):
+    _check_text(flt)
     statuses, only_open = expand_statuses(flt.status)
     if only_open or flt.sla_breached:
         # Written as NOT IN (done) so SQLite can match the partial indexes.
@@ -144,12 +153,15 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         cur_sort, value, number = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if cur_sort != sort or not isinstance(number, int):
+        # A cursor comes back from the client: bound what reaches SQL (64-bit integers, years 1..9999 in UTC).
+        if cur_sort != sort or not isinstance(number, int) or not -(2**63) <= number < 2**63:
             raise ValueError
         if sort.lstrip("-") != "number":
             value = datetime.fromisoformat(value)
+            if value.tzinfo is not None:
+                value = value.astimezone(UTC)
         return value, number
-    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, json.JSONDecodeError, UnicodeDecodeError):
         raise ValidationError(
             "cursor is not valid for this listing: pass the next_cursor of the previous page unchanged, "
             "with the same sort",

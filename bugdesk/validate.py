@@ -116,3 +116,51 @@ def request_id(value: Any) -> str | None:
     if len(text) > 128 or not _TOKENISH.match(text):
         raise ValidationError("request_id must be at most 128 printable characters without spaces", field="request_id")
     return text
+
+
+JSON_MAX_DEPTH = 32  # Sentry's own normaliser stops at 10 levels; deeper than this is an attack, not context
+
+
+def _clean_string(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no backend stores it and no JSON encoder writes it as UTF-8
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def clean_json(value: Any, field: str, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
+    """A free-form JSON value (``details``, event ``data``) that every backend can store and every answer render.
+
+    NUL and lone surrogates in strings and keys are replaced, like free text. Refused, naming ``field``:
+    nesting deeper than ``max_depth`` (a JSON encoder recurses once per level) and numbers JSON cannot
+    express (NaN, infinities: Python's parser reads them, PostgreSQL and strict encoders do not).
+    """
+
+    def walk(item: Any, depth: int) -> Any:
+        if isinstance(item, str):
+            return _clean_string(item)
+        if isinstance(item, bool) or item is None or isinstance(item, int):
+            return item
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                raise ValidationError(f"{field} holds a number JSON cannot express ({item})", field=field)
+            return item
+        if depth >= max_depth:
+            raise ValidationError(f"{field} is nested deeper than {max_depth} levels", field=field)
+        if isinstance(item, dict):
+            return {_clean_string(str(k)): walk(v, depth + 1) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(v, depth + 1) for v in item]
+        raise ValidationError(f"{field} holds a {type(item).__name__}, which is not JSON", field=field)
+
+    return walk(value, 0)
+
+
+def filter_text(value: str | None, field: str) -> str | None:
+    """A text filter: NUL is refused (PostgreSQL cannot compare it, SQLite's FTS reads it as the end of the query)."""
+    if value is not None and "\x00" in value:
+        raise ValidationError(f"{field} must not contain NUL characters", field=field)
+    return value

@@ -258,7 +258,7 @@ def version_from(if_match: str | None, body_version: int | None, *, required: bo
         if text == "*":
             return body_version
         text = text.removeprefix("W/").strip('"')
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # isdigit alone accepts "²", which int() refuses
             raise ValidationError(
                 f'If-Match must be the ETag of the report, like "3"; got {if_match[:40]!r}', field="If-Match"
             )

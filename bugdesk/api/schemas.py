@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from bugdesk import validate
+from bugdesk.errors import ValidationError
 from bugdesk.lifecycle import CLOSE_REASONS, SEVERITIES, SOURCES, STATUSES
 from bugdesk.service.runs import OUTCOMES
 from bugdesk.service.tokens import SCOPES
@@ -36,14 +38,32 @@ Text = Annotated[str, Field(max_length=TEXT_MAX)]
 CommitSha = Annotated[str, Field(min_length=7, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
 Commits = Annotated[list[CommitSha], Field(max_length=100)]
 LeaseSeconds = Annotated[int, Field(ge=5, le=86_400, description="Lease length; the server default when omitted.")]
-Version = Annotated[int, Field(ge=1, description="The version you read (alternative to If-Match).")]
+# Bounded so it fits a 64-bit column on every backend (an unbounded one overflowed SQLite's integer binding).
+Version = Annotated[int, Field(ge=1, le=2**62, description="The version you read (alternative to If-Match).")]
+# A filter value or label: one line, no control characters (NUL cannot even be compared on PostgreSQL).
+Label = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 def _plausible(value: datetime) -> datetime:
     # The store keeps timestamps as fixed-width text on SQLite: a year outside 1970..9999 would not sort.
-    if not 1970 <= value.year <= 9999:
-        raise ValueError("must be between the years 1970 and 9999")
+    # Checked in UTC, which is what is stored: 9999-12-31T23:00-14:00 is already in the year 10000.
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    except OverflowError:
+        utc = None
+    if utc is None or not 1970 <= utc.year <= 9999:
+        raise ValueError("must be between the years 1970 and 9999 (in UTC)")
     return value
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return validate.clean_json(value, "value")
+    except ValidationError as exc:
+        raise ValueError(exc.message.removeprefix("value ")) from None
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 
 
 Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
@@ -76,7 +96,7 @@ class ReportCreate(_Request):
     trace_id: Annotated[str, Field(max_length=64, description="32 (or 16) hex characters.")] | None = None
     request_id: Annotated[str, Field(max_length=128)] | None = None
     release_sha: Annotated[str, Field(max_length=64, description="A commit SHA or a version.")] | None = None
-    details: dict[str, Any] | None = Field(
+    details: JsonObject | None = Field(
         default=None, description="Free-form context; `frames` (structured stack frames) is used for grouping."
     )
     created_at: Timestamp | None = Field(default=None, description="When the problem happened (default: now).")
@@ -249,7 +269,7 @@ class ReopenRequest(_Request):
 class NoteCreate(_Request):
     kind: NoteKind = "note"
     body: Annotated[str, Field(min_length=1, max_length=TEXT_MAX)]
-    data: dict[str, Any] | None = None
+    data: JsonObject | None = None
 
 
 # ------------------------------------------------------------------------------------------- claims
@@ -261,9 +281,9 @@ class ClaimRequest(_Request):
 
 class ClaimNextRequest(_Request):
     severities: Annotated[list[Severity], Field(max_length=4)] | None = None
-    categories: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=50)] | None = None
-    components: Annotated[list[Short], Field(max_length=50)] | None = None
-    environment: Annotated[str, Field(max_length=64)] | None = None
+    categories: Annotated[list[Annotated[Label, Field(max_length=64)]], Field(max_length=50)] | None = None
+    components: Annotated[list[Annotated[Label, Field(max_length=255)]], Field(max_length=50)] | None = None
+    environment: Annotated[Label, Field(max_length=64)] | None = None
     skip_failed: bool = Field(default=True, description="Skip reports this agent already failed on.")
     lease_seconds: LeaseSeconds | None = None
     wait: float = Field(

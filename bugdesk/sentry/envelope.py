@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,10 +152,22 @@ def _brotli(data: bytes, limit: int) -> bytes:
     raise EnvelopeError("the br body is truncated: the compressed stream does not end")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
 def parse_json(data: bytes, what: str) -> Any:
-    """``data`` as JSON (UTF-8); EnvelopeError naming ``what`` otherwise."""
+    """``data`` as strict JSON (UTF-8, no NaN or infinities, which nothing downstream could store or send back);
+    EnvelopeError naming ``what`` otherwise."""
     try:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_no_constant, parse_float=_finite)
     except UnicodeDecodeError:
         raise EnvelopeError(f"{what} is not UTF-8 text") from None
     except (ValueError, RecursionError) as exc:

@@ -11,6 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from bugdesk import validate
 from bugdesk.fingerprint.normalize import route_template
 from bugdesk.fingerprint.traceback import is_library_path
 from bugdesk.sentry.envelope import EnvelopeError
@@ -156,6 +157,8 @@ def _timestamp(value: Any, now: datetime) -> datetime | None:
             return None
     except (ValueError, OverflowError, OSError):
         return None
+    if at.year < 1970:  # the store sorts timestamps as fixed-width text from 1970 on; such a clock is simply wrong
+        return None
     return min(at, now)
 
 
@@ -294,6 +297,8 @@ def report_from_event(
     sdk = _dict(event.get("sdk"))
     if _name(sdk.get("name")):
         details["sdk"] = f"{_name(sdk.get('name'))}/{_name(sdk.get('version')) or '?'}"
+    # NUL and lone surrogates (legal in JSON text) can be neither stored by every backend nor sent back as UTF-8.
+    data = validate.clean_json(data, "event")
     created_at = _timestamp(event.get("timestamp"), now)
     if created_at:
         data["created_at"] = created_at

@@ -69,6 +69,7 @@ def normalize_new_report(data: dict[str, Any]) -> dict[str, Any]:
     details = data.get("details") or {}
     if not isinstance(details, dict):
         raise ValidationError("details must be an object", field="details")
+    details = validate.clean_json(details, "details")
     if release is not None and release_sha is None:
         # A version number: the enrichment job maps it to a sha via the releases timeline.
         details = {**details, "release": validate.clean_name(release, "release")}
@@ -387,6 +388,8 @@ def add_note(
     body = validate.clean_text(body, "body", required=True)
     if data is not None and not isinstance(data, dict):
         raise ValidationError("data must be an object", field="data")
+    if data is not None:
+        data = validate.clean_json(data, "data")
     with transaction():
         report = get_report(ref)
         return record_event(report, kind, actor, at=now or utcnow(), body=body, data=data)

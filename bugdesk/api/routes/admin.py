@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from bugdesk import payload
+from bugdesk import payload, validate
 from bugdesk.api.deps import Admin, DatabaseRoute, Writer
 from bugdesk.api.routes.reports import RefPath
 from bugdesk.api.schemas import (
@@ -97,4 +97,5 @@ def create_token(body: TokenCreate, actor: Admin) -> dict[str, Any]:
 @router.delete("/tokens/{name}", response_model=TokenPublic, summary="Revoke a token", responses=problems(*AUTH, 404))
 def revoke_token(name: Annotated[str, Path(max_length=255)], actor: Admin) -> dict[str, Any]:
     """Revoke a token at once (revoking twice is harmless)."""
-    return token_json(tokens.revoke_token(name))
+    # Token names never hold control characters, and NUL cannot even be compared on PostgreSQL.
+    return token_json(tokens.revoke_token(validate.clean_name(name, "name") or name))

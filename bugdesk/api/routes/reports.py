@@ -256,7 +256,6 @@ def reopen_report(
 ) -> dict[str, Any]:
     """Bring a resolved or closed report back to `triaged`."""
     body = body or ReopenRequest()
-    report = service.reopen(
-        ref, actor, reason=body.reason, version=version_from(if_match, body.version, required=False)
-    )
+    version = version_from(if_match, body.version, required=False)
+    report = service.reopen(ref, actor, reason=body.reason, version=version)
     return _answer(report, response)
