@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -81,9 +82,40 @@ def error_from(response: httpx.Response) -> errors.BugdeskError:
     return ApiError(detail, http_status=response.status_code, **extra)
 
 
+# Problem types of answers that say the request was not carried out (shed before it ran, or rolled back),
+# so even a non-idempotent call may be sent again.
+_NOT_DONE = frozenset({"overloaded", "database-busy"})
+MAX_DELAY = 10.0
+
+
 def _retry_after(response: httpx.Response | None) -> float | None:
-    value = response.headers.get("retry-after") if response is not None else None
-    return float(value) if value and value.isdigit() else None
+    """``Retry-After`` in seconds: delay-seconds or an HTTP date (RFC 9110); None when absent or unreadable."""
+    value = (response.headers.get("retry-after") or "").strip() if response is not None else ""
+    if value.isdigit():
+        return float(value)
+    if value:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is not None:
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return None
+
+
+def _not_done(response: httpx.Response) -> bool:
+    """Whether a 429/503 says the request was not carried out: any 429, or bugdesk's own 503 problems.
+
+    A bare 503 may come from a proxy that gave up after forwarding the request, which may have run.
+    """
+    if response.status_code == 429:
+        return True
+    try:
+        problem = response.json()
+    except ValueError:
+        return False
+    kind = str(problem.get("type", "")) if isinstance(problem, dict) else ""
+    return kind.startswith("urn:bugdesk:problem:") and kind.rsplit(":", 1)[-1] in _NOT_DONE
 
 
 class Client:
@@ -135,7 +167,9 @@ class Client:
         """Send with retries; raises the matching ``bugdesk.errors`` class on an error answer.
 
         Requests that never left are always retried; ones that may have reached the server only when
-        they are idempotent (GET, DELETE) or ``replay_safe`` (a create with its Idempotency-Key).
+        they are idempotent (GET, DELETE) or ``replay_safe`` (a create with its Idempotency-Key). A 429,
+        or a 503 from bugdesk itself (shed by admission control, database busy), means nothing was done,
+        so any call is sent again after ``Retry-After`` (plus jitter) or the exponential backoff.
         """
         resend_ok = method in _IDEMPOTENT or replay_safe
         extra = {"timeout": timeout} if timeout is not None else {}
@@ -153,7 +187,7 @@ class Client:
                     raise
                 self._pause(attempt, None, exc)
                 continue
-            if response.status_code in RETRY_STATUSES and not last:
+            if response.status_code in RETRY_STATUSES and not last and (resend_ok or _not_done(response)):
                 self._pause(attempt, response, None)
                 continue
             if response.status_code >= 400:
@@ -162,10 +196,12 @@ class Client:
         raise AssertionError("unreachable")
 
     def _pause(self, attempt: int, response: httpx.Response | None, exc: Exception | None) -> None:
-        delay = _retry_after(response)
-        if delay is None:
-            delay = self.backoff * (2**attempt) * random.uniform(0.5, 1.0)
-        delay = min(delay, 10.0)
+        backoff = self.backoff * (2**attempt)
+        asked = _retry_after(response)
+        # With Retry-After: at least what the server asked for, spread out, since clients shed together would
+        # otherwise all come back in the same instant and be shed together again.
+        jittered = backoff * random.uniform(0.5, 1.0) if asked is None else max(asked, backoff) * random.uniform(1, 1.5)
+        delay = min(jittered, MAX_DELAY)
         reason = exc.__class__.__name__ if exc else f"HTTP {response.status_code}"
         log.info("bugdesk API: %s, retrying in %.2f s", reason, delay)
         time.sleep(delay)

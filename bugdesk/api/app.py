@@ -20,6 +20,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bugdesk import db as dbmod
+from bugdesk.api.admission import AdmissionMiddleware, AdmissionState
 from bugdesk.api.deps import sqlite_write_queue
 from bugdesk.api.middleware import RequestContextMiddleware, RequestMetrics
 from bugdesk.api.routes import admin, claims, events, meta, reports, runs, sentry
@@ -112,7 +113,10 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 
 # Driver messages of errors that pass: a busy database, a dropped or refused connection.
-_TRANSIENT = re.compile(r"locked|busy|timeout|timed out|connection|connect|server closed|terminat", re.IGNORECASE)
+# Not "terminat" alone: SQLite's "unterminated string" is a bad query, not a busy database.
+_TRANSIENT = re.compile(
+    r"locked|busy|timeout|timed out|connection|connect|server closed|terminating connection", re.IGNORECASE
+)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -139,7 +143,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        app.openapi_schema = schema
+        from bugdesk.api.openapi import add_links  # it imports this module to build the committed document
+
+        app.openapi_schema = add_links(schema)
     return app.openapi_schema
 
 
@@ -153,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with db.connection_context():
             dbmod.ensure_schema(db)
         try:
-            with sqlite_write_queue():
+            with sqlite_write_queue(), dbmod.shared_write_lock(db):
                 async with mcp_lifespan(app):  # the mounted MCP endpoint's session manager
                     yield
         finally:
@@ -180,6 +186,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for error in (OperationalError, InterfaceError, MaxConnectionsExceeded):
         app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)
+    # 0 for a narrower bound means "no bound of its own": the kind shares the wider one.
+    max_writes = settings.api_max_writes_in_flight or settings.api_max_in_flight
+    app.state.admission = AdmissionState(
+        max_in_flight=settings.api_max_in_flight,
+        max_writes=max_writes,
+        max_ingest=settings.api_max_ingest_in_flight or max_writes,
+        wait_seconds=settings.api_queue_wait_ms / 1000,
+    )
+    # Starlette runs the last added middleware first: the request context (request id, access log, metrics)
+    # wraps admission, so a shed request is logged, counted and carries its X-Request-ID too.
+    app.add_middleware(AdmissionMiddleware, state=app.state.admission)
     app.add_middleware(RequestContextMiddleware, body_limit=settings.api_body_limit_bytes, metrics=app.state.metrics)
     return app
 

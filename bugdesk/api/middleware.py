@@ -108,7 +108,8 @@ class RequestContextMiddleware:
         finally:
             duration = time.perf_counter() - start
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            # A request shed by admission control never reaches the router; it says so in state.
+            template = getattr(route, "path", None) or state.get("route_label") or "unmatched"
             self.metrics.observe(scope["method"], template, status, duration)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(

@@ -1,13 +1,23 @@
-"""The httpx client library against the live server: typed calls, errors as bugdesk errors, leases, retries."""
+"""The httpx client library against the live server: typed calls, errors as bugdesk errors, leases, retries
+(against a flaky transport, and against real servers that shed load, start late or lose an answer)."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from dataclasses import replace
+
 import httpx
 import pytest
+from apilive import free_port, submission, wait_until
+from overloadkit import AnswerLosingProxy, HeldRequest, bounded_server, server_later, shed
 
+from bugdesk import db as dbmod
 from bugdesk import errors, service
 from bugdesk.client import ApiError, Client, Lease
+from bugdesk.config import Settings
 from bugdesk.models import BugReport, BugReportEvent
+from bugdesk.service import tokens
 
 
 @pytest.fixture
@@ -156,6 +166,75 @@ def _kinds(number: int) -> list[str]:
 
 
 def _wait_for_events(number: int, kind: str, count: int) -> None:
-    from apilive import wait_until
-
     wait_until(lambda: _kinds(number).count(kind) >= count, what=f"{count} {kind} events")
+
+
+# ---------------------------------------------------------------- against real servers that shed, start late or lose
+
+
+def test_a_create_shed_by_a_busy_server_is_retried_until_admitted(tmp_path):
+    """One write slot, taken: the client's create is shed with 429 + Retry-After, and it comes back after the
+    slot frees and is stored once; a note (not idempotent) is sent again too, since a shed call did nothing."""
+    with bounded_server(tmp_path, api_max_in_flight=1, api_max_writes_in_flight=1, api_queue_wait_ms=0) as live:
+        number = service.create_report(submission(), "seed").report.number
+        with Client(live.url, live.secrets["agent"], backoff=0.05) as client:
+            for call in (lambda: client.create_report(submission()), lambda: client.add_note(number, "looked")):
+                before = shed(live)
+                held = HeldRequest(live)
+                releaser = threading.Thread(target=_finish_once_shed, args=(live, held, before))
+                releaser.start()
+                try:
+                    call()
+                finally:
+                    releaser.join(timeout=20)
+                    held.close()
+                assert shed(live) > before
+        assert BugReport.select().count() == 4  # the seed, two held submissions and the client's create
+        assert _kinds(number).count("note") == 1
+
+
+def _finish_once_shed(live, held: HeldRequest, before: int) -> None:
+    wait_until(lambda: shed(live) > before, what="the client's request shed")
+    held.finish()
+
+
+def test_a_client_started_before_the_server_retries_until_it_answers(tmp_path, caplog):
+    url = f"sqlite:///{tmp_path / 'late.db'}"
+    with dbmod.connected(url):
+        _, secret = tokens.create_token("early-bird", "read,write")
+    settings = replace(Settings(), database_url=url, release="")
+    caplog.set_level(logging.INFO, logger="bugdesk.client")
+    with (
+        server_later(settings, free_port(), delay=0.5) as base,
+        Client(base, secret, retries=8, backoff=0.1) as client,
+    ):
+        answer = client.create_report(submission())
+        assert "ConnectError, retrying" in caplog.text  # refused first, then sent again
+        assert answer["replayed"] is False
+        assert BugReport.select().count() == 1
+
+
+def test_a_create_whose_answer_was_lost_on_the_wire_is_stored_once(live, new_report):
+    """The proxy hands the request to the server and drops the connection before the answer: the retry with the
+    same Idempotency-Key gets the first answer back, replayed, and nothing is filed twice."""
+    proxy = AnswerLosingProxy(live.url, lose=1)
+    try:
+        with Client(proxy.url, live.secrets["agent"], backoff=0.01) as client:
+            answer = client.create_report(new_report())
+    finally:
+        proxy.close()
+    assert proxy.forwarded == 2 and answer["replayed"] is True
+    assert BugReport.select().count() == 1
+
+
+def test_a_bare_503_is_not_resent_for_a_call_that_may_have_run(live, new_report):
+    """A 503 without bugdesk's problem type may come from a proxy that timed out after forwarding the call:
+    a note could already be stored, so the client does not send it again (a create, with its key, would be)."""
+    number = service.create_report(new_report(), "seed").report.number
+    transport = FlakyTransport(1, status=503)
+    with (
+        Client(live.url, live.secrets["agent"], transport=transport, backoff=0.001) as client,
+        pytest.raises(ApiError) as refused,
+    ):
+        client.add_note(number, "maybe twice")
+    assert refused.value.http_status == 503 and transport.calls == 1

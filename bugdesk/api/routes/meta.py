@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from bugdesk import queries
+from bugdesk.api.admission import AdmissionState
 from bugdesk.api.deps import DatabaseRoute, Reader, SettingsDep
 from bugdesk.api.middleware import BUCKETS, RequestMetrics
 from bugdesk.api.schemas import AUTH, Health, StatusSummary, problems
@@ -50,7 +51,7 @@ def status(actor: Reader) -> dict[str, Any]:
 )
 def metrics(actor: Reader, request: Request) -> Response:
     """Report gauges from the status summary and this worker's request latency histograms (text format 0.0.4)."""
-    text = render_metrics(queries.status_summary(), request.app.state.metrics)
+    text = render_metrics(queries.status_summary(), request.app.state.metrics, request.app.state.admission)
     return Response(text, media_type=PROMETHEUS)
 
 
@@ -62,8 +63,8 @@ def _labels(**labels: Any) -> str:
     return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
 
 
-def render_metrics(summary: dict[str, Any], requests: RequestMetrics) -> str:
-    """The Prometheus text exposition of ``summary`` and ``requests``."""
+def render_metrics(summary: dict[str, Any], requests: RequestMetrics, admission: AdmissionState | None = None) -> str:
+    """The Prometheus text exposition of ``summary``, ``requests`` and ``admission``."""
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
@@ -99,4 +100,13 @@ def render_metrics(summary: dict[str, Any], requests: RequestMetrics) -> str:
         out.append(f"{name}_bucket{_labels(**labels, le='+Inf')} {requests.counts[key]}")
         out.append(f"{name}_sum{_labels(**labels)} {requests.sums[key]:.6f}")
         out.append(f"{name}_count{_labels(**labels)} {requests.counts[key]}")
+    if admission is not None:
+        family("bugdesk_http_requests_in_flight", "gauge", "Requests this worker handles now, by admission kind.")
+        for kind, count in admission.in_flight.items():
+            out.append(f"bugdesk_http_requests_in_flight{_labels(kind=kind)} {count}")
+        family("bugdesk_http_requests_queued", "gauge", "Requests of this worker waiting for an admission slot.")
+        out.append(f"bugdesk_http_requests_queued {admission.queued}")
+        family("bugdesk_http_requests_shed_total", "counter", "Requests shed (429) by admission control.")
+        for kind, count in admission.shed.items():
+            out.append(f"bugdesk_http_requests_shed_total{_labels(kind=kind)} {count}")
     return "\n".join(out) + "\n"

@@ -6,7 +6,9 @@ with the ``ingest`` scope. An error or message event becomes a report through
 `bugdesk.service.create_report` (one transaction: stored and grouped when the 200 returns); its
 ``event_id`` is the idempotency key, so an SDK retry never stores twice. Other items are
 accepted and dropped. Answers: 200 ``{"id": event_id}``; 400 malformed; 401/403 key; 413 too
-large; 429 with ``Retry-After`` when this worker's write backlog is over its bound.
+large; 429 with ``Retry-After`` (and ``X-Sentry-Rate-Limits``) when this worker is over its bound: admission
+control (bugdesk/api/admission.py) answers it before the body is read when the worker has its limit of writes in
+flight; the backlog check here is the backstop when admission control is turned off (``api_max_in_flight = 0``).
 """
 
 from __future__ import annotations
