@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from bugdesk.api.admission import kind_of
 from bugdesk.config import Settings
 from bugdesk.db import database, is_sqlite
 from bugdesk.errors import BugdeskError, ScopeError, ValidationError
@@ -64,12 +65,18 @@ class _WriteBatches:
     """
 
     def __init__(self) -> None:
-        self.pending: deque[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = deque()
+        # Agents' writes (claims, notes, resolves) go into the next batch before report submissions:
+        # behind a storm of submissions an agent's call otherwise waited its turn behind all of them.
+        self.first: deque[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = deque()
+        self.submissions: deque[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = deque()
         self.draining = False
 
-    async def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    def __len__(self) -> int:
+        return len(self.first) + len(self.submissions)
+
+    async def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], *, submission: bool) -> Any:
         future = asyncio.get_running_loop().create_future()
-        self.pending.append((fn, args, future))
+        (self.submissions if submission else self.first).append((fn, args, future))
         if not self.draining:
             self.draining = True
             asyncio.get_running_loop().create_task(self._drain())
@@ -77,8 +84,9 @@ class _WriteBatches:
 
     async def _drain(self) -> None:
         try:
-            while self.pending:
-                batch = [self.pending.popleft() for _ in range(min(len(self.pending), MAX_BATCH))]
+            while self:
+                batch = [self.first.popleft() for _ in range(min(len(self.first), MAX_BATCH))]
+                batch += [self.submissions.popleft() for _ in range(min(len(self.submissions), MAX_BATCH - len(batch)))]
                 try:
                     outcomes = await anyio.to_thread.run_sync(_run_batch, [(fn, args) for fn, args, _ in batch])
                 except Exception as exc:  # the commit failed: nothing of the batch is stored
@@ -124,18 +132,19 @@ def sqlite_write_queue() -> Iterator[None]:
 def write_queue_waiting() -> int:
     """How many SQLite writes of this process wait for their turn now (0 on PostgreSQL); the ingest's 429 reads it."""
     queue = _write_queues.get(asyncio.get_running_loop()) if is_sqlite() else None
-    return len(queue.pending) if queue is not None else 0
+    return len(queue) if queue is not None else 0
 
 
-async def run_db(fn: Callable[..., Any], *args: Any, write: bool) -> Any:
+async def run_db(fn: Callable[..., Any], *args: Any, write: bool, submission: bool = False) -> Any:
     """``fn(*args)`` in the threadpool; on SQLite a write joins this process's next batch (see `_WriteBatches`).
 
-    Reads are not queued (WAL lets them run beside the writer), nor is anything on PostgreSQL,
-    where writers lock rows, not the database.
+    ``submission`` marks a report submission, which yields to agents' writes. Reads are not
+    queued (WAL lets them run beside the writer), nor is anything on PostgreSQL, where writers
+    lock rows, not the database.
     """
     queue = _write_queues.get(asyncio.get_running_loop()) if write and is_sqlite() else None
     if queue is not None:
-        return await queue.submit(fn, args)
+        return await queue.submit(fn, args, submission=submission)
     return await anyio.to_thread.run_sync(fn, *args)
 
 
@@ -153,12 +162,15 @@ class DatabaseRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint):
-            writes = bool(set(kwargs.get("methods") or ()) - {"GET", "HEAD", "OPTIONS"})
-            endpoint = _threaded(endpoint, writes=writes, status_code=kwargs.get("status_code") or 200)
+            methods = set(kwargs.get("methods") or ())
+            writes = bool(methods - {"GET", "HEAD", "OPTIONS"})
+            submission = any(kind_of(method, path) == "ingest" for method in methods)
+            status_code = kwargs.get("status_code") or 200
+            endpoint = _threaded(endpoint, writes=writes, submission=submission, status_code=status_code)
         super().__init__(path, endpoint, **kwargs)
 
 
-def _threaded(fn: Callable[..., Any], *, writes: bool, status_code: int) -> Callable[..., Any]:
+def _threaded(fn: Callable[..., Any], *, writes: bool, submission: bool, status_code: int) -> Callable[..., Any]:
     def call(kwargs: dict[str, Any]) -> Any:
         with database.connection_context():
             kwargs = {k: v.actor() if isinstance(v, Credential) else v for k, v in kwargs.items()}
@@ -173,7 +185,7 @@ def _threaded(fn: Callable[..., Any], *, writes: bool, status_code: int) -> Call
 
     @functools.wraps(fn)
     async def endpoint(**kwargs: Any) -> Any:
-        return await run_db(call, kwargs, write=writes)
+        return await run_db(call, kwargs, write=writes, submission=submission)
 
     return endpoint
 

@@ -43,3 +43,23 @@ def test_every_write_of_a_batch_is_committed_together(sqlite_db, size):
     sqlite_db.close()  # a fresh connection sees only what was committed
     sqlite_db.connect()
     assert BugReport.select().count() == size
+
+
+def test_agents_writes_go_into_the_batch_before_waiting_submissions(sqlite_db):
+    import asyncio
+
+    from bugdesk.api.deps import _WriteBatches
+
+    order: list[str] = []
+
+    async def scenario() -> None:
+        queue = _WriteBatches()
+        writes = [(f"submission {n}", True) for n in range(3)] + [("claim", False)]
+        tasks = [
+            asyncio.create_task(queue.submit(order.append, (label,), submission=submission))
+            for label, submission in writes
+        ]
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+    assert order == ["claim", "submission 0", "submission 1", "submission 2"]

@@ -172,7 +172,7 @@ async def _ingest(request: Request, project_id: str, kind: str) -> JSONResponse:
         raise AssertionError("unreachable")
     settings: Settings = request.app.state.settings
     with _counted():
-        await run_db(_store, key, parsed, settings, request.state, write=parsed.report is not None)
+        await run_db(_store, key, parsed, settings, request.state, write=parsed.report is not None, submission=True)
     return JSONResponse({"id": parsed.event_id} if parsed.event_id else {})
 
 
