@@ -44,6 +44,7 @@ def open_database(url: str, settings: Settings | None = None) -> Database:
             "busy_timeout": settings.sqlite_busy_timeout_ms,
             "synchronous": "normal",
             "cache_size": -64_000,
+            "wal_autocheckpoint": 8192,
         }
         # Every transaction takes the write lock up front: a deferred one that
         # upgrades later can fail with SQLITE_BUSY without honouring the timeout.

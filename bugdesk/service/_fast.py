@@ -14,7 +14,7 @@ from peewee import Model
 
 from bugdesk.db import database
 
-_cache: dict[tuple, str] = {}
+_cache: dict[tuple, Any] = {}
 
 
 def _db_kind() -> type:
@@ -59,9 +59,24 @@ def execute(text: str, params: list[Any]):
 
 
 def select_one(model: type[Model], key: str, build: Callable[[], Any], params: list[Any]) -> Any:
-    """The first row of a compiled select as a model instance, or None."""
-    sql = compiled(key, build)
-    return next(iter(model.raw(sql, *params)), None)
+    """The first row of a compiled select as a model instance, or None.
+
+    Not ``model.raw()``: that matches the cursor's columns to the model's fields again on every
+    call, which cost more than the lookup itself (two lookups per create). The match is made once.
+    """
+    cursor = database.execute_sql(compiled(key, build), params)
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    reader_key = ("reader", key, _db_kind())
+    reader = _cache.get(reader_key)
+    if reader is None:
+        fields = model._meta.combined  # by field name and by column name
+        reader = _cache[reader_key] = tuple((fields[d[0]].name, fields[d[0]].python_value) for d in cursor.description)
+    instance = model(__no_default__=1)
+    pairs = zip(reader, row, strict=True)
+    instance.__data__ = {name: (convert(value) if value is not None else None) for (name, convert), value in pairs}
+    return instance
 
 
 def update_row(model: type[Model], pk: Any, values: dict[str, Any], *, version: int | None = None) -> int:
