@@ -34,17 +34,18 @@ class Settings:
     # Failed agent runs after which a report is flagged for a human.
     max_agent_attempts: int = 3
     sqlite_busy_timeout_ms: int = 10_000
+    # Database connections each API worker process may hold (its threadpool runs 40 requests at most).
+    database_pool_size: int = 64
     api_body_limit_bytes: int = 1_048_576
     # Admission control, per worker process (bugdesk/api/admission.py); 0 in-flight turns it off.
     # 32 writes in the SQLite write queue at ~2 ms each is ~65 ms behind: an admitted request still answers
     # fast. The 32 slots only reads may take keep GETs going through an ingest storm. Submissions get 16 of
-    # the write slots: enough queued work to keep the writer busy (~30 ms), while an agent's claim or resolve
-    # waits behind at most 16 of them in the first-come, first-served write queue (a 10-minute soak with 32
-    # had the agents' p50 at 6 times its quiet figure).
+    # the write slots: enough queued work to keep the writer busy (~30 ms); an agent's claim or resolve is
+    # batched ahead of queued submissions (bugdesk/api/deps.py) but still shares the worker's CPU with them.
     api_max_in_flight: int = 64
     api_max_writes_in_flight: int = 32
     api_max_ingest_in_flight: int = 16
-    # How long a request over the bound waits for a slot before its 503 (absorbs short bursts).
+    # How long a request over the bound waits for a slot before its 429 (absorbs short bursts).
     api_queue_wait_ms: int = 100
     backlog_threshold: int = 100
     backlog_max_age_hours: float = 24.0
@@ -132,4 +133,6 @@ def _build(values: dict[str, Any]) -> Settings:
     for name in ("api_max_in_flight", "api_max_writes_in_flight", "api_max_ingest_in_flight", "api_queue_wait_ms"):
         if converted.get(name, 0) < 0:
             raise ConfigError(f"setting {name}={converted[name]} is not valid: it cannot be negative")
+    if converted.get("database_pool_size", 1) < 1:
+        raise ConfigError(f"setting database_pool_size={converted['database_pool_size']} is not valid: at least 1")
     return replace(base, **converted)

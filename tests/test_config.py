@@ -37,3 +37,13 @@ def test_an_unknown_setting_in_the_file_is_refused(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_settings({"BUGDESK_CONFIG": str(toml)})
     assert "leese_seconds" in str(info.value)
+
+
+def test_the_pool_size_per_worker_comes_from_the_environment_and_must_be_positive():
+    from bugdesk.api.app import pool_url
+
+    settings = load_settings({"BUGDESK_DATABASE_POOL_SIZE": "12"})
+    assert settings.database_pool_size == 12
+    assert "max_connections=12" in pool_url("postgresql://u@h/db", max_connections=settings.database_pool_size)
+    with pytest.raises(ConfigError, match="database_pool_size"):
+        load_settings({"BUGDESK_DATABASE_POOL_SIZE": "0"})

@@ -155,7 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = dbmod.use(dbmod.open_database(pool_url(settings.database_url), settings))
+        url = pool_url(settings.database_url, max_connections=settings.database_pool_size)
+        db = dbmod.use(dbmod.open_database(url, settings))
         with db.connection_context():
             dbmod.ensure_schema(db)
         try:
