@@ -9,30 +9,16 @@ import collections
 import json
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import FlakyStrategyDefinition
 from hypothesis.stateful import Bundle, rule
-from schemathesis.checks import not_a_server_error
 from schemathesis.generation.stateful.state_machine import StepInput
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
-DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
+from tests.api.test_api_openapi import CHECKS, DOCUMENT
+
 SCENARIOS = 40  # per round
 STEPS = 8
 MIN_CALLS = 600  # rounds run until this many calls were made ...
