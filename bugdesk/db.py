@@ -119,15 +119,16 @@ def shared_write_lock(db: Database) -> Iterator[WriteLock | None]:
     """For a server's lifetime: order the write transactions of its processes on a SQLite file (see `WriteLock`)."""
     global _write_lock
     path = getattr(db, "database", "") if is_sqlite(db) else ""
-    if not path or path == ":memory:" or path.startswith("file:"):
-        yield None
+    if not path or path == ":memory:" or path.startswith("file:") or _write_lock is not None:
+        # (A second app in this process, as in tests, shares the first one's lock and leaves it open.)
+        yield _write_lock
         return
     _write_lock = WriteLock(f"{path}-writers.lock")
     try:
         yield _write_lock
     finally:
-        _write_lock.close()
-        _write_lock = None
+        lock, _write_lock = _write_lock, None
+        lock.close()
 
 
 def write_lock() -> WriteLock | None:

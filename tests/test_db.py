@@ -135,3 +135,22 @@ def test_hosts_upgrading_one_postgres_database_at_once_apply_each_migration_once
         db.close()
     finally:
         _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_writers_lock_file_excludes_other_processes_and_is_reentrant_in_one_thread(tmp_path):
+    import subprocess
+    import sys
+
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n"
+    )
+    lock = dbmod.WriteLock(str(tmp_path / "db.sqlite-writers.lock"))
+    try:
+        with lock.held(), lock.held():  # a savepoint inside a transaction takes it again
+            held = subprocess.run([sys.executable, "-c", probe, lock.path], timeout=30)
+        free = subprocess.run([sys.executable, "-c", probe, lock.path], timeout=30)
+    finally:
+        lock.close()
+    assert held.returncode == 3 and free.returncode == 0
