@@ -414,6 +414,7 @@ _PROBLEM_DESCRIPTIONS = {
     413: "The request body is larger than the server accepts.",
     422: "Invalid input; `field` names the offending field.",
     428: 'The change must name the version it is based on: `If-Match: "<version>"` or `version`.',
+    429: "This worker has as many requests in flight as it admits: retry after `Retry-After` seconds.",
     503: "The database is busy or unavailable; retry after `Retry-After` seconds.",
 }
 
@@ -429,5 +430,6 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-AUTH = (401, 403, 422, 503)
+# Every authenticated call may also meet admission control (429, bugdesk/api/admission.py).
+AUTH = (401, 403, 422, 429, 503)
 BODY = (400, 413)
