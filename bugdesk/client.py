@@ -390,6 +390,9 @@ class Lease:
         self.heartbeat_every = heartbeat_every or max(1.0, remaining / 3)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Held by a heartbeat in flight and by resolve/release: a beat that reached the server after the
+        # claim ended would find it gone and mark a lease lost that was finished on purpose.
+        self._ending = threading.Lock()
 
     def __enter__(self) -> Lease:
         self._thread = threading.Thread(target=self._beat, name=f"bugdesk-heartbeat-{self.ref}", daemon=True)
@@ -410,7 +413,10 @@ class Lease:
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_every):
             try:
-                self.heartbeat()
+                with self._ending:
+                    if self._stop.is_set():
+                        return
+                    self.heartbeat()
             except errors.ClaimConflict as exc:
                 self.lost = exc
                 log.warning("lost the claim on report #%s: %s", self.ref, exc)
@@ -429,16 +435,22 @@ class Lease:
     def resolve(
         self, *, commits: list[str] | None = None, notes: str | None = None, fixed_in_release: str | None = None
     ) -> dict[str, Any]:
-        report = self.client.resolve(
-            self.ref, claim_token=self.token, notes=notes, commits=commits, fixed_in_release=fixed_in_release
-        )
-        self.done = True
+        with self._ending:
+            report = self.client.resolve(
+                self.ref, claim_token=self.token, notes=notes, commits=commits, fixed_in_release=fixed_in_release
+            )
+            self._finished()
         return report
 
     def release(self, *, reason: str | None = None) -> dict[str, Any]:
-        report = self.client.release(self.ref, self.token, reason=reason)
-        self.done = True
+        with self._ending:
+            report = self.client.release(self.ref, self.token, reason=reason)
+            self._finished()
         return report
+
+    def _finished(self) -> None:
+        self.done = True
+        self._stop.set()
 
 
 def _drop_none(**values: Any) -> dict[str, Any]:
