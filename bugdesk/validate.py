@@ -26,8 +26,9 @@ def clean_text(value: Any, field: str, *, max_len: int = TEXT_MAX, required: boo
         return None
     if not isinstance(value, str):
         raise ValidationError(f"{field} must be a string, got {type(value).__name__}", field=field)
-    text = value.replace("\x00", "\ufffd")
-    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if not text.isascii():  # only non-ASCII text can hold a lone surrogate
+        text = text.encode("utf-8", "replace").decode("utf-8")
     if required and not text.strip():
         raise ValidationError(f"{field} must not be blank", field=field)
     if len(text) > max_len:
@@ -122,6 +123,8 @@ JSON_MAX_DEPTH = 32  # Sentry's own normaliser stops at 10 levels; deeper than t
 
 
 def _clean_string(text: str) -> str:
+    if text.isascii():  # the common case: no surrogate possible, NUL found by a memchr
+        return text.replace("\x00", "\ufffd") if "\x00" in text else text
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
     try:

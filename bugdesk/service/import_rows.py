@@ -186,6 +186,8 @@ def dialect() -> str:
 
 def _text(value: str) -> str:
     """Text every backend stores: NUL and lone surrogates (JSON ``"\\ud800"``) replaced."""
+    if value.isascii():  # no surrogates possible, and a NUL search is a memchr: most text ends here
+        return value if "\x00" not in value else value.replace("\x00", "\ufffd")
     if _BAD_TEXT.search(value) is None:
         return value
     return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
@@ -205,7 +207,7 @@ def _json(value: Any) -> str | None:
     if value is None:
         return None
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-    if _BAD_TEXT.search(text) is None:
+    if text.isascii() or _BAD_TEXT.search(text) is None:
         return text
     # json escapes NUL but writes lone surrogates as they are, which no backend stores.
     return json.dumps(_deep_text(value), separators=(",", ":"), ensure_ascii=False, default=str)
