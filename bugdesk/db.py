@@ -180,6 +180,10 @@ def upgrade(db: Database) -> list[str]:
     pending.
     """
     if not is_postgres(db):
+        from bugdesk import deferred
+
+        # Indexes a bulk load set aside come back first: the scripts may rely on them.
+        deferred.restore(db)
         return _runner(db).up()
     db.execute_sql("SELECT pg_advisory_lock(%s)", [_UPGRADE_LOCK])
     try:
@@ -188,7 +192,7 @@ def upgrade(db: Database) -> list[str]:
         db.execute_sql("SELECT pg_advisory_unlock(%s)", [_UPGRADE_LOCK])
 
 
-def ensure_schema(db: Database, *, auto_upgrade_empty: bool = True) -> None:
+def ensure_schema(db: Database, *, auto_upgrade_empty: bool = True, restore_deferred: bool = True) -> None:
     """Refuse to work on an out-of-date schema.
 
     A brand-new database (no tables at all) is created on the spot, since that
@@ -197,6 +201,10 @@ def ensure_schema(db: Database, *, auto_upgrade_empty: bool = True) -> None:
     """
     pending = pending_migrations(db)
     if not pending:
+        if restore_deferred:
+            from bugdesk import deferred
+
+            deferred.restore(db, orphaned_only=True)
         return
     if auto_upgrade_empty and not db.get_tables():
         upgrade(db)
@@ -208,13 +216,15 @@ def ensure_schema(db: Database, *, auto_upgrade_empty: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def connected(url: str, settings: Settings | None = None, *, check_schema: bool = True) -> Iterator[Database]:
+def connected(
+    url: str, settings: Settings | None = None, *, check_schema: bool = True, restore_deferred: bool = True
+) -> Iterator[Database]:
     """Open, bind the models, check the schema, and close again at the end."""
     db = use(open_database(url, settings))
     db.connect(reuse_if_open=True)
     try:
         if check_schema:
-            ensure_schema(db)
+            ensure_schema(db, restore_deferred=restore_deferred)
         yield db
     finally:
         if not db.is_closed():

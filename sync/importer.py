@@ -22,6 +22,7 @@ summary is exactly what a real run would do and nothing is kept.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -35,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from typing import Any, Protocol
 
+from bugdesk import deferred
 from bugdesk.clock import as_utc, utcnow
 from bugdesk.config import Settings
 from bugdesk.db import database
@@ -88,6 +90,9 @@ class ImportOptions:
     verify: bool = False
     dry_run: bool = False
     range_bytes: int = 2 << 20
+    # Set the secondary indexes aside while loading and build them once at the end (SQLite; see
+    # bugdesk.deferred). None: when the database holds no report yet, or a killed load left them aside.
+    bulk: bool | None = None
 
 
 class Progress(Protocol):
@@ -96,6 +101,9 @@ class Progress(Protocol):
     def start(self, total_files: int | None) -> None: ...
 
     def advance(self, files: int, entries: int) -> None: ...
+
+    def stage(self, text: str) -> None:
+        """The run moved on to work that is not reading files (building indexes, linking duplicates)."""
 
 
 @dataclass
@@ -113,6 +121,8 @@ class ImportSummary:
     cpu_seconds: float = 0.0  # of the writing process (reader processes not included)
     interrupted: bool = False
     dry_run: bool = False
+    bulk: bool = False
+    index_seconds: float = 0.0  # building the indexes a bulk load set aside
     problems_present: int = 0
     pending_paths: set[str] = field(default_factory=set)
 
@@ -128,6 +138,8 @@ class ImportSummary:
             "root": self.root,
             "dry_run": self.dry_run,
             "interrupted": self.interrupted,
+            "bulk": self.bulk,
+            "index_seconds": round(self.index_seconds, 3),
             "files": {"seen": self.files_seen, "read": self.files_read, "unchanged": self.files_unchanged},
             "entries_read": self.entries_read,
             **self.result.as_dict(),
@@ -562,8 +574,15 @@ def _run(
     planner = _Planner(root_id, options, summary, progress)
     status, error = "completed", None
     checkpoint = _wal_checkpoint_pages(_WAL_PAGES)
+    summary.bulk = _use_bulk(options, own_run and paths is None)
+    if summary.bulk:
+        deferred.defer(database.obj)
+    elif not options.dry_run and deferred.supported(database.obj):
+        deferred.restore(database.obj, orphaned_only=True)
     try:
         _write(root_id, run_id, planner.tasks(files), ctx, options, summary, progress, stop)
+        # Before the links: they look reports up by duplicate_of_id.
+        _restore_indexes(summary, progress)
         if stop is not None and stop.is_set():
             summary.interrupted = True
         else:
@@ -575,6 +594,8 @@ def _run(
     finally:
         if summary.interrupted and status == "completed":
             status = "interrupted"
+        with contextlib.suppress(Exception):  # a failed database cannot rebuild; the next command that opens it will
+            _restore_indexes(summary, progress)
         _wal_checkpoint_pages(checkpoint)
         try:
             if own_run:
@@ -627,6 +648,25 @@ def _write(
             if stop is not None and stop.is_set():
                 return
     flush()
+
+
+def _use_bulk(options: ImportOptions, whole_store: bool) -> bool:
+    """Whether this run sets indexes aside: a backfill (a whole store, written for real) on a database that can."""
+    if options.dry_run or not whole_store or not deferred.supported(database.obj):
+        return False
+    if options.bulk is not None:
+        return options.bulk
+    return bool(deferred.recorded(database.obj)) or execute("SELECT 1 FROM bug_reports LIMIT 1", []).fetchone() is None
+
+
+def _restore_indexes(summary: ImportSummary, progress: Progress | None) -> None:
+    if not summary.bulk or not deferred.recorded(database.obj):
+        return
+    if progress is not None:
+        progress.stage("building indexes")
+    started = time.perf_counter()
+    deferred.restore(database.obj)
+    summary.index_seconds += time.perf_counter() - started
 
 
 def _wal_checkpoint_pages(pages: int | None) -> int | None:

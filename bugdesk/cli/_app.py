@@ -52,10 +52,13 @@ def _root(db: DbOption = None) -> None:
 
 
 @contextmanager
-def database(check_schema: bool = True) -> Iterator[Any]:
+def database(check_schema: bool = True, restore_deferred: bool = True) -> Iterator[Any]:
     """Open the configured database; BugdeskErrors become a message and exit code 2."""
+    settings = state.settings
     try:
-        with dbmod.connected(state.settings.database_url, state.settings, check_schema=check_schema) as db:
+        with dbmod.connected(
+            settings.database_url, settings, check_schema=check_schema, restore_deferred=restore_deferred
+        ) as db:
             yield db
     except BugdeskError as exc:
         fail(str(exc))

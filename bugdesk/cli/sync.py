@@ -81,6 +81,9 @@ class _Plain:
             line = f"{self.files:,}{of} files, {self.entries:,} entries, {rate:,.0f} entries/s"
             err_console.print(line, highlight=False)
 
+    def stage(self, text: str) -> None:
+        err_console.print(f"{self.files:,} files, {self.entries:,} entries read; {text}", highlight=False)
+
 
 class _Bar:
     """A rich progress bar: files done of the total, entries per second, elapsed and ETA."""
@@ -98,6 +101,9 @@ class _Bar:
         self.entries += entries
         rate = self.entries / max(time.monotonic() - self.started, 1e-9)
         self.progress.update(self.task, advance=files, entries=self.entries, rate=rate)
+
+    def stage(self, text: str) -> None:
+        self.progress.update(self.task, description=text)
 
 
 @contextmanager
@@ -162,6 +168,15 @@ def sync_import(
     verify: Annotated[
         bool, typer.Option("--verify", help="Re-read files whose size and mtime are unchanged and compare hashes.")
     ] = False,
+    bulk: Annotated[
+        bool | None,
+        typer.Option(
+            "--bulk/--no-bulk",
+            help="SQLite: set secondary indexes aside while loading, build them once at the end "
+            "(default: when the database holds no report yet, or a killed bulk load is being resumed).",
+            show_default=False,
+        ),
+    ] = None,
     progress: Annotated[
         bool | None,
         typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal; log lines otherwise)."),
@@ -187,8 +202,10 @@ def sync_import(
         settle_seconds=settle,
         verify=verify,
         dry_run=dry_run,
+        bulk=bulk,
     )
-    with database(), _stop_on_signals() as stop, _progress(progress) as bar:
+    # Indexes a killed bulk load left aside are the resumed import's to take over, not to rebuild first.
+    with database(restore_deferred=False), _stop_on_signals() as stop, _progress(progress) as bar:
         try:
             summary = run_import(path, settings=_settings(), options=options, progress=bar, stop=stop)
         except Exception as exc:  # the run itself failed: exit 2 with the reason
