@@ -18,6 +18,7 @@ from typing import Any
 from peewee import SQL, Database, fn
 
 from bugdesk import db as dbmod
+from bugdesk import deferred
 from bugdesk.clock import utcnow
 from bugdesk.errors import BugdeskError
 from bugdesk.models import BugReport, BugReportDedup, BugReportEvent
@@ -123,10 +124,26 @@ def doctor(database: Database, *, lease_grace: timedelta = timedelta(minutes=5))
     pending = dbmod.pending_migrations(database)
     findings.append(Finding("migrations", not pending, "up to date" if not pending else
                             f"pending: {', '.join(pending)}; run `bugdesk db upgrade`"))  # fmt: skip
+    findings.append(_deferred_indexes(database))
     findings.append(_dedup_counts())
     findings.append(_stale_leases(lease_grace))
     findings.append(_reports_without_origin())
     return findings
+
+
+def _deferred_indexes(database: Database) -> Finding:
+    """Indexes a bulk load set aside are back, or held by a load that still runs."""
+    held = deferred.recorded(database)
+    if not held:
+        return Finding("deferred indexes", True, "none set aside")
+    owners = sorted({f"pid {d.owner_pid} on {d.owner_host}" for d in held})
+    alive = any(d.owner_alive for d in held)
+    detail = f"{len(held)} set aside by a bulk load ({', '.join(owners)}), " + (
+        "which is still running; they come back when it ends"
+        if alive
+        else "which is gone; any command that opens the database, or `bugdesk db upgrade`, builds them again"
+    )
+    return Finding("deferred indexes", alive, detail, [d.name for d in held[:5]])
 
 
 def _dedup_counts() -> Finding:

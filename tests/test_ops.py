@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bugdesk import db as dbmod
-from bugdesk import ops, service
+from bugdesk import deferred, ops, service
 from bugdesk.models import BugReport, BugReportDedup
 
 
@@ -84,3 +84,11 @@ def test_doctor_accepts_merged_and_split_groups(db):
     dedup.split(dup.id, "human")
     dedup.merge(other.id, a.id, "human")
     assert [f.check for f in ops.doctor(db) if not f.ok] == []
+
+
+def test_doctor_lists_indexes_a_running_bulk_load_holds_and_clears_once_they_are_back(sqlite_db):
+    deferred.defer(sqlite_db)  # this process is the running load
+    finding = next(f for f in ops.doctor(sqlite_db) if f.check == "deferred indexes")
+    assert finding.ok and "still running" in finding.detail and finding.examples
+    deferred.restore(sqlite_db)
+    assert all(f.ok for f in ops.doctor(sqlite_db))
