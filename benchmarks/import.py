@@ -178,6 +178,8 @@ def main() -> None:
         f"{reports / result['seconds']:,.0f} reports/s ({entries / result['seconds']:,.0f} entries/s); "
         f"CPU {result['cpu_seconds_tree']:.0f} s = {result['cpu_seconds_tree'] / reports * 1e6:.0f} us/report "
         f"(writer {summary['cpu_seconds'] / reports * 1e6:.0f} us); "
+        f"bulk mode {'on' if summary.get('bulk') else 'off'}, "
+        f"building indexes {summary.get('index_seconds', 0):.1f} s; "
         f"peak RSS {result['peak_rss_main_mb']:.0f} MB (importing process), "
         f"{result['peak_rss_tree_mb']:.0f} MB (with its readers); "
         f"database {args.db.stat().st_size / 2**30:.2f} GiB"

@@ -50,6 +50,7 @@ def test_a_clean_store_exits_0_and_a_second_run_reports_everything_unchanged(tmp
     again = runner.invoke(app, ["--db", db, "sync", "import", str(store), "--jobs", "0", "--json"])
     assert again.exit_code == 0
     assert (json.loads(again.stdout)["imported"], json.loads(again.stdout)["unchanged"]) == (0, 3)
+    assert (summary["bulk"], json.loads(again.stdout)["bulk"]) == (True, False)  # a backfill, then a re-run
     table = runner.invoke(app, ["--db", db, "sync", "import", str(store), "--jobs", "0"])
     assert table.exit_code == 0 and "unchanged entries" in table.stdout
 
@@ -97,3 +98,17 @@ def test_a_dry_run_says_so_and_leaves_the_database_empty(tmp_path: Path) -> None
 def test_a_missing_folder_is_refused_with_exit_code_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--db", str(tmp_path / "b.db"), "sync", "import", str(tmp_path / "nope")])
     assert result.exit_code == 2
+
+
+def test_no_bulk_loads_with_every_index_kept_and_bulk_forces_it_on_a_database_that_has_reports(tmp_path: Path) -> None:
+    db = str(tmp_path / "bugdesk.db")
+    first = store_with(tmp_path / "one", {"a.json": report("A")})
+    plain = runner.invoke(app, ["--db", db, "sync", "import", str(first), "--json", "--jobs", "0", "--no-bulk"])
+    assert plain.exit_code == 0, plain.output
+    assert (json.loads(plain.stdout)["bulk"], json.loads(plain.stdout)["index_seconds"]) == (False, 0)
+    second = store_with(tmp_path / "two", {"b.json": report("B")})
+    forced = runner.invoke(app, ["--db", db, "sync", "import", str(second), "--json", "--jobs", "0", "--bulk"])
+    assert forced.exit_code == 0, forced.output
+    assert json.loads(forced.stdout)["bulk"] is True and json.loads(forced.stdout)["imported"] == 1
+    doctor = runner.invoke(app, ["--db", db, "doctor", "--json"])
+    assert doctor.exit_code == 0, doctor.output
