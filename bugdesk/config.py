@@ -34,7 +34,16 @@ class Settings:
     # Failed agent runs after which a report is flagged for a human.
     max_agent_attempts: int = 3
     sqlite_busy_timeout_ms: int = 10_000
-    # Database connections each API worker process may hold (its threadpool runs 40 requests at most).
+    # SQLite's page cache, MB per connection, where a process holds one (CLI, TUI, import, sync): large for big scans.
+    sqlite_cache_mb: int = 64
+    # A pooled SQLite database (each API worker, the MCP servers): how many connections the pool holds and each
+    # one's page cache. The caches fill as the database grows, so a worker's page cache is bounded by the product
+    # (8 x 4 = 32 MB) rather than growing with the pool; the operating system's file cache keeps the rest of the
+    # hot pages a copy away. SQLite has one writer at a time and Python runs one thread of a process at a time,
+    # so more connections than this only wait, with memory of their own.
+    sqlite_pool_size: int = 8
+    sqlite_pool_cache_mb: int = 4
+    # PostgreSQL connections each API worker process may hold (its threadpool runs 40 requests at most).
     database_pool_size: int = 64
     api_body_limit_bytes: int = 1_048_576
     # Admission control, per worker process (bugdesk/api/admission.py); 0 in-flight turns it off.
@@ -133,6 +142,7 @@ def _build(values: dict[str, Any]) -> Settings:
     for name in ("api_max_in_flight", "api_max_writes_in_flight", "api_max_ingest_in_flight", "api_queue_wait_ms"):
         if converted.get(name, 0) < 0:
             raise ConfigError(f"setting {name}={converted[name]} is not valid: it cannot be negative")
-    if converted.get("database_pool_size", 1) < 1:
-        raise ConfigError(f"setting database_pool_size={converted['database_pool_size']} is not valid: at least 1")
+    for name in ("database_pool_size", "sqlite_pool_size", "sqlite_cache_mb", "sqlite_pool_cache_mb"):
+        if converted.get(name, 1) < 1:
+            raise ConfigError(f"setting {name}={converted[name]} is not valid: at least 1")
     return replace(base, **converted)

@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = pool_url(settings.database_url, max_connections=settings.database_pool_size)
+        url = pool_url(settings.database_url, max_connections=dbmod.pool_size(settings))
         db = dbmod.use(dbmod.open_database(url, settings))
         with db.connection_context():
             dbmod.ensure_schema(db)
