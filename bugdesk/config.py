@@ -38,11 +38,11 @@ class Settings:
     sqlite_cache_mb: int = 64
     # A pooled SQLite database (each API worker, the MCP servers): how many connections the pool holds and each
     # one's page cache. The caches fill as the database grows, so a worker's page cache is bounded by the product
-    # (8 x 4 = 32 MB) rather than growing with the pool; the operating system's file cache keeps the rest of the
+    # (8 x 2 = 16 MB) rather than growing with the pool; the operating system's file cache keeps the rest of the
     # hot pages a copy away. SQLite has one writer at a time and Python runs one thread of a process at a time,
     # so more connections than this only wait, with memory of their own.
     sqlite_pool_size: int = 8
-    sqlite_pool_cache_mb: int = 4
+    sqlite_pool_cache_mb: int = 2
     # PostgreSQL connections each API worker process may hold (its threadpool runs 40 requests at most).
     database_pool_size: int = 64
     api_body_limit_bytes: int = 1_048_576
