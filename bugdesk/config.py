@@ -56,6 +56,9 @@ class Settings:
     api_max_ingest_in_flight: int = 16
     # How long a request over the bound waits for a slot before its 429 (absorbs short bursts).
     api_queue_wait_ms: int = 100
+    # A submission is shed at once while the oldest one in the SQLite write queue has waited longer than this
+    # (0: off). Slots count requests, not how long they take: this keeps the queue short whatever a write costs.
+    api_ingest_queue_target_ms: int = 50
     backlog_threshold: int = 100
     backlog_max_age_hours: float = 24.0
     sla_breach_threshold: int = 0
@@ -139,7 +142,8 @@ def _build(values: dict[str, Any]) -> Settings:
                 converted[name] = type(default)(raw)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"setting {name}={raw!r} is not valid: {exc}") from exc
-    for name in ("api_max_in_flight", "api_max_writes_in_flight", "api_max_ingest_in_flight", "api_queue_wait_ms"):
+    bounds = ("api_max_in_flight", "api_max_writes_in_flight", "api_max_ingest_in_flight", "api_queue_wait_ms")
+    for name in (*bounds, "api_ingest_queue_target_ms"):
         if converted.get(name, 0) < 0:
             raise ConfigError(f"setting {name}={converted[name]} is not valid: it cannot be negative")
     for name in ("database_pool_size", "sqlite_pool_size", "sqlite_cache_mb", "sqlite_pool_cache_mb"):

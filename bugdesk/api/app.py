@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bugdesk import db as dbmod
 from bugdesk.api.admission import AdmissionMiddleware, AdmissionState
-from bugdesk.api.deps import sqlite_write_queue
+from bugdesk.api.deps import sqlite_write_queue, write_queue_delay
 from bugdesk.api.middleware import RequestContextMiddleware, RequestMetrics
 from bugdesk.api.routes import admin, claims, events, meta, reports, runs, sentry
 from bugdesk.api.schemas import Problem
@@ -195,6 +195,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_writes=max_writes,
         max_ingest=settings.api_max_ingest_in_flight or max_writes,
         wait_seconds=settings.api_queue_wait_ms / 1000,
+        queue_target=settings.api_ingest_queue_target_ms / 1000,
+        queue_delay=write_queue_delay,
     )
     # Starlette runs the last added middleware first: the request context (request id, access log, metrics)
     # wraps admission, so a shed request is logged, counted and carries its X-Request-ID too.
