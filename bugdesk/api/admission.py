@@ -16,8 +16,8 @@ and with what else the worker does. So a submission is also shed at once, slot o
 oldest submission waiting in the SQLite write queue has waited longer than
 ``api_ingest_queue_target_ms`` (the CoDel idea: act on the time a queue holds work, not its length).
 Under a storm the writer then works through a short queue instead of a standing one: accepted
-submissions answer within about the target plus a batch, and the worker's one core keeps time for
-reads and for the agents' calls, whose writes go into each batch first.
+submissions answer within about the target plus a batch. Off by default: acting on the oldest
+waiter's age alone also sheds when another process holds SQLite's lock for a moment (see config).
 
 429 rather than 503: shedding is the designed answer to more load than the worker can take, not a
 fault, so a 5xx keeps meaning that something broke (the database not answering is still a 503); and
