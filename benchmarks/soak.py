@@ -552,7 +552,7 @@ def report(args, calibration, quiet, storm, quiet_rss, storm_rss, server_cpu, da
     growth = (rss_end - rss_start) / rss_start * 100
     half = storm_rss[len(storm_rss) // 2 :]
     slope = (half[-1][1]["rss"] - half[0][1]["rss"]) / 1024 / max((half[-1][0] - half[0][0]) / 60, 1e-9)
-    # From mid-storm on: growth after SQLite's page caches (64 MB per connection) have filled with the hot pages.
+    # From mid-storm on: growth after SQLite's page caches (sqlite_pool_cache_mb per pooled connection) have filled.
     half_growth = (half[-1][1]["rss"] - half[0][1]["rss"]) / half[0][1]["rss"] * 100
     fives = count_5xx(storm["ingest"], storm["agents"], storm["reader"], quiet["agents"], quiet["reader"])
     quiet_p99, storm_p99 = quiet["reader"]["latency_ms"]["p99"], storm["reader"]["latency_ms"]["p99"]
@@ -609,7 +609,8 @@ def _admission() -> str:
     d = Settings()
     return (
         f"{d.api_max_in_flight} in flight, {d.api_max_writes_in_flight} writes, {d.api_max_ingest_in_flight} "
-        f"submissions, {d.api_queue_wait_ms} ms wait"
+        f"submissions, {d.api_queue_wait_ms} ms wait, {d.api_ingest_queue_target_ms} ms write-queue target; "
+        f"SQLite pool of {d.sqlite_pool_size} connections with {d.sqlite_pool_cache_mb} MB page cache each"
     )
 
 

@@ -34,7 +34,16 @@ class Settings:
     # Failed agent runs after which a report is flagged for a human.
     max_agent_attempts: int = 3
     sqlite_busy_timeout_ms: int = 10_000
-    # Database connections each API worker process may hold (its threadpool runs 40 requests at most).
+    # SQLite's page cache, MB per connection, where a process holds one (CLI, TUI, import, sync): large for big scans.
+    sqlite_cache_mb: int = 64
+    # A pooled SQLite database (each API worker, the MCP servers): how many connections the pool holds and each
+    # one's page cache. The caches fill as the database grows, so a worker's page cache is bounded by the product
+    # (8 x 2 = 16 MB) rather than growing with the pool; the operating system's file cache keeps the rest of the
+    # hot pages a copy away. SQLite has one writer at a time and Python runs one thread of a process at a time,
+    # so more connections than this only wait, with memory of their own.
+    sqlite_pool_size: int = 8
+    sqlite_pool_cache_mb: int = 2
+    # PostgreSQL connections each API worker process may hold (its threadpool runs 40 requests at most).
     database_pool_size: int = 64
     api_body_limit_bytes: int = 1_048_576
     # Admission control, per worker process (bugdesk/api/admission.py); 0 in-flight turns it off.
@@ -47,6 +56,11 @@ class Settings:
     api_max_ingest_in_flight: int = 16
     # How long a request over the bound waits for a slot before its 429 (absorbs short bursts).
     api_queue_wait_ms: int = 100
+    # A submission is shed at once while the oldest one in the SQLite write queue has waited longer than this
+    # (0: off). Slots count requests, not how long they take: this keeps the queue short whatever a write costs.
+    # Off by default: 50 ms was neutral in the soak and shed submissions of 4 clients whenever another process
+    # (the CLI) held SQLite's lock for a moment (tests/reliability/test_sqlite_two_writers.py).
+    api_ingest_queue_target_ms: int = 0
     backlog_threshold: int = 100
     backlog_max_age_hours: float = 24.0
     sla_breach_threshold: int = 0
@@ -130,9 +144,11 @@ def _build(values: dict[str, Any]) -> Settings:
                 converted[name] = type(default)(raw)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"setting {name}={raw!r} is not valid: {exc}") from exc
-    for name in ("api_max_in_flight", "api_max_writes_in_flight", "api_max_ingest_in_flight", "api_queue_wait_ms"):
+    bounds = ("api_max_in_flight", "api_max_writes_in_flight", "api_max_ingest_in_flight", "api_queue_wait_ms")
+    for name in (*bounds, "api_ingest_queue_target_ms"):
         if converted.get(name, 0) < 0:
             raise ConfigError(f"setting {name}={converted[name]} is not valid: it cannot be negative")
-    if converted.get("database_pool_size", 1) < 1:
-        raise ConfigError(f"setting database_pool_size={converted['database_pool_size']} is not valid: at least 1")
+    for name in ("database_pool_size", "sqlite_pool_size", "sqlite_cache_mb", "sqlite_pool_cache_mb"):
+        if converted.get(name, 1) < 1:
+            raise ConfigError(f"setting {name}={converted[name]} is not valid: at least 1")
     return replace(base, **converted)

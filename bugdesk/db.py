@@ -38,12 +38,14 @@ def open_database(url: str, settings: Settings | None = None) -> Database:
     url = normalize_url(url)
     scheme = url.split("://", 1)[0]
     if scheme.startswith("sqlite"):
+        # A pool holds several connections, each with a cache of its own (see Settings.sqlite_pool_size).
+        cache_mb = settings.sqlite_pool_cache_mb if "+pool" in scheme else settings.sqlite_cache_mb
         pragmas = {
             "journal_mode": "wal",
             "foreign_keys": 1,
             "busy_timeout": settings.sqlite_busy_timeout_ms,
             "synchronous": "normal",
-            "cache_size": -64_000,
+            "cache_size": -cache_mb * 1024,  # negative: KiB rather than pages
             "wal_autocheckpoint": 8192,
         }
         # Every transaction takes the write lock up front: a deferred one that
@@ -68,6 +70,13 @@ def open_database(url: str, settings: Settings | None = None) -> Database:
         f"unsupported database URL scheme {scheme!r}: use sqlite:///PATH, a file path, "
         "or postgresql://USER@HOST:PORT/DBNAME"
     )
+
+
+def pool_size(settings: Settings) -> int:
+    """How many connections a pool for ``settings.database_url`` may hold (see `Settings.sqlite_pool_size`)."""
+    if normalize_url(settings.database_url).startswith("sqlite"):
+        return settings.sqlite_pool_size
+    return settings.database_pool_size
 
 
 def use(db: Database) -> Database:

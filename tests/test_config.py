@@ -47,3 +47,10 @@ def test_the_pool_size_per_worker_comes_from_the_environment_and_must_be_positiv
     assert "max_connections=12" in pool_url("postgresql://u@h/db", max_connections=settings.database_pool_size)
     with pytest.raises(ConfigError, match="database_pool_size"):
         load_settings({"BUGDESK_DATABASE_POOL_SIZE": "0"})
+
+
+@pytest.mark.parametrize("name", ["sqlite_pool_size", "sqlite_cache_mb", "sqlite_pool_cache_mb"])
+def test_the_sqlite_pool_and_cache_sizes_come_from_the_environment_and_must_be_positive(name):
+    assert getattr(load_settings({f"BUGDESK_{name.upper()}": "3"}), name) == 3
+    with pytest.raises(ConfigError, match=name):
+        load_settings({f"BUGDESK_{name.upper()}": "0"})

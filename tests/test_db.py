@@ -56,6 +56,23 @@ def test_sqlite_is_opened_with_wal_foreign_keys_and_a_busy_timeout(tmp_path):
     assert database.execute_sql("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
+def test_a_single_connection_gets_the_large_cache_and_a_pooled_one_the_small_one(tmp_path):
+    # A pool holds several connections, each filling a cache of its own: what bounds an API worker's memory.
+    settings = Settings(sqlite_cache_mb=48, sqlite_pool_cache_mb=3)
+    single = dbmod.open_database(str(tmp_path / "c.db"), settings)
+    pooled = dbmod.open_database(f"sqlite+pool:///{tmp_path / 'c.db'}?max_connections=2", settings)
+    for database, kib in ((single, 48 * 1024), (pooled, 3 * 1024)):
+        with database.connection_context():
+            assert database.execute_sql("PRAGMA cache_size").fetchone()[0] == -kib
+    pooled.close_all()
+
+
+def test_a_pool_holds_few_connections_on_sqlite_and_more_on_postgres():
+    sqlite = Settings(database_url="demo.db", sqlite_pool_size=5, database_pool_size=40)
+    postgres = Settings(database_url="postgresql://u@h/db", sqlite_pool_size=5, database_pool_size=40)
+    assert (dbmod.pool_size(sqlite), dbmod.pool_size(postgres)) == (5, 40)
+
+
 def test_an_unknown_url_scheme_says_what_is_supported():
     with pytest.raises(ConfigError) as info:
         dbmod.open_database("mongodb://localhost/x")

@@ -11,6 +11,14 @@ claims, notes and resolves). A request over its bound waits up to ``api_queue_wa
 gets ``429`` problem+json (``urn:bugdesk:problem:overloaded``) with ``Retry-After``, before its body
 is read.
 
+A count of slots does not say how long the work behind them takes, and that grows with the database
+and with what else the worker does. So a submission is also shed at once, slot or not, while the
+oldest submission waiting in the SQLite write queue has waited longer than
+``api_ingest_queue_target_ms`` (the CoDel idea: act on the time a queue holds work, not its length).
+Under a storm the writer then works through a short queue instead of a standing one: accepted
+submissions answer within about the target plus a batch. Off by default: acting on the oldest
+waiter's age alone also sheds when another process holds SQLite's lock for a moment (see config).
+
 429 rather than 503: shedding is the designed answer to more load than the worker can take, not a
 fault, so a 5xx keeps meaning that something broke (the database not answering is still a 503); and
 the Sentry SDKs back off on a 429 (reading ``X-Sentry-Rate-Limits``, sent on the ingest paths) but
@@ -27,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bugdesk.api.middleware import ASGIApp, Message, Receive, Scope, Send, problem_bytes
@@ -61,6 +70,10 @@ class AdmissionState:
     max_writes: int
     max_ingest: int
     wait_seconds: float
+    # Submissions are shed while ``queue_delay()`` (seconds the write queue's oldest submission has waited)
+    # exceeds this; 0 turns it off.
+    queue_target: float = 0.0
+    queue_delay: Callable[[], float] = lambda: 0.0
     in_flight: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     shed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     waited: int = 0  # admitted after waiting for a slot
@@ -78,6 +91,10 @@ class AdmissionState:
     def queued(self) -> int:
         return sum(len(w) for w in self.waiters.values())
 
+    def behind(self) -> bool:
+        """True while the write queue holds submissions longer than the target: new submissions are shed."""
+        return self.queue_target > 0 and self.queue_delay() > self.queue_target
+
     def fits(self, kind: str) -> bool:
         if self.total >= self.max_in_flight:
             return False
@@ -89,6 +106,9 @@ class AdmissionState:
 
     def bound_of(self, kind: str) -> str:
         """What a shed request of ``kind`` ran into, for the problem's detail."""
+        if kind == "ingest" and self.behind():
+            target = round(self.queue_target * 1000)
+            return f"submissions queued for writing longer than {target} ms (setting api_ingest_queue_target_ms)"
         if kind == "ingest" and self.in_flight["ingest"] >= self.max_ingest:
             return f"{self.max_ingest} submissions (setting api_max_ingest_in_flight)"
         if kind != "read" and self.in_flight["write"] + self.in_flight["ingest"] >= self.max_writes:
@@ -106,6 +126,8 @@ class AdmissionState:
         """Give free slots to waiters: reads first, then other writes, then submissions (see `KINDS`)."""
         for kind in KINDS:
             waiters = self.waiters[kind]
+            if kind == "ingest" and waiters and self.behind():
+                continue  # they wait on, and are shed at the end of their wait unless the queue has caught up
             while waiters and self.fits(kind):
                 future = waiters.popleft()
                 self.enter(kind)
@@ -113,6 +135,8 @@ class AdmissionState:
 
     async def admit(self, kind: str) -> bool:
         """Take a slot now, or wait up to ``wait_seconds`` for one; False when the request is to be shed."""
+        if kind == "ingest" and self.behind():
+            return False
         waiters = self.waiters[kind]
         # Waiters hold only pending futures (each removes its own when its wait ends), so a free slot with
         # nobody of this kind waiting is taken at once, and an arrival never overtakes an earlier waiter.

@@ -70,14 +70,20 @@ class _WriteBatches:
         # behind a storm of submissions an agent's call otherwise waited its turn behind all of them.
         self.first: deque[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = deque()
         self.submissions: deque[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = deque()
+        # When each waiting submission joined (loop time), oldest first: admission control sheds new submissions
+        # while the oldest has waited too long (see `AdmissionState.queue_target`).
+        self.joined: deque[float] = deque()
         self.draining = False
 
     def __len__(self) -> int:
         return len(self.first) + len(self.submissions)
 
     async def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], *, submission: bool) -> Any:
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         (self.submissions if submission else self.first).append((fn, args, future))
+        if submission:
+            self.joined.append(loop.time())
         if not self.draining:
             self.draining = True
             asyncio.get_running_loop().create_task(self._drain())
@@ -87,7 +93,10 @@ class _WriteBatches:
         try:
             while self:
                 batch = [self.first.popleft() for _ in range(min(len(self.first), MAX_BATCH))]
-                batch += [self.submissions.popleft() for _ in range(min(len(self.submissions), MAX_BATCH - len(batch)))]
+                taken = min(len(self.submissions), MAX_BATCH - len(batch))
+                batch += [self.submissions.popleft() for _ in range(taken)]
+                for _ in range(taken):
+                    self.joined.popleft()
                 try:
                     outcomes = await anyio.to_thread.run_sync(_run_batch, [(fn, args) for fn, args, _ in batch])
                 except Exception as exc:  # the commit failed: nothing of the batch is stored
@@ -128,6 +137,14 @@ def sqlite_write_queue() -> Iterator[None]:
         yield
     finally:
         _write_queues.pop(loop, None)
+
+
+def write_queue_delay() -> float:
+    """Seconds the oldest report submission waiting in this process's SQLite write queue has waited (0: none waits)."""
+    queue = _write_queues.get(asyncio.get_running_loop()) if is_sqlite() else None
+    if not queue or not queue.joined:
+        return 0.0
+    return asyncio.get_running_loop().time() - queue.joined[0]
 
 
 def write_queue_waiting() -> int:

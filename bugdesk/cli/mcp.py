@@ -34,7 +34,8 @@ def mcp_stdio(
     try:
         dbmod.open_database(settings.database_url, settings)  # a bad URL is refused as the user wrote it
         # Pooled, so each tool call checks a connection out instead of opening one (PostgreSQL connects slowly).
-        db = dbmod.use(dbmod.open_database(pool_url(settings.database_url), settings))
+        url = pool_url(settings.database_url, max_connections=dbmod.pool_size(settings))
+        db = dbmod.use(dbmod.open_database(url, settings))
         with db.connection_context():
             dbmod.ensure_schema(db)
     except BugdeskError as exc:

@@ -165,7 +165,8 @@ class McpHttpApp:
         # Imported here: bugdesk.api.app imports this module to mount it, so a top-level import would be circular.
         from bugdesk.api.app import pool_url
 
-        db = dbmod.use(dbmod.open_database(pool_url(self.settings.database_url), self.settings))
+        url = pool_url(self.settings.database_url, max_connections=dbmod.pool_size(self.settings))
+        db = dbmod.use(dbmod.open_database(url, self.settings))
         with db.connection_context():
             dbmod.ensure_schema(db)
         try:

@@ -179,3 +179,43 @@ def test_a_bad_admission_setting_is_refused(value: str):
 
     with pytest.raises(ConfigError, match="api_max_in_flight"):
         load_settings({"BUGDESK_API_MAX_IN_FLIGHT": value})
+
+
+def test_submissions_are_shed_at_once_while_the_write_queue_holds_one_longer_than_the_target(tmp_path: Path):
+    """Slots count requests, not how long they wait: with the writer stuck behind another process's transaction,
+    a submission that waited past ``api_ingest_queue_target_ms`` sheds new submissions at once, though ingest slots
+    are free; agents' writes and reads still go through, and every acknowledged submission is stored."""
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    with bounded_server(tmp_path, api_ingest_queue_target_ms=50, api_queue_wait_ms=0) as live:
+        number = live.submit(submission())["number"]
+        before = in_flight(live)  # (the reader token's use is recorded now, not while the database is locked)
+        blocker = sqlite3.connect(tmp_path / "overload.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the worker's next batch waits for this (busy timeout 10 s)
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            try:
+                first = pool.submit(live.client().post, "/api/bug-reports", json=submission(title="first in"))
+                wait_until(lambda: in_flight(live) > before, what="the first submission in the stuck batch")
+                queued = pool.submit(live.client().post, "/api/bug-reports", json=submission(title="queued behind"))
+                wait_until(lambda: in_flight(live) > before + 1, what="the second submission queued")
+                time.sleep(0.3)  # the queued one is now older than the 50 ms target
+                start = time.perf_counter()
+                refused = live.client().post("/api/bug-reports", json=submission(title="shed"))
+                assert time.perf_counter() - start < 1.0
+                assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+                assert "api_ingest_queue_target_ms" in refused.json()["detail"]
+                assert live.client("reader").get(f"/api/bug-reports/{number}").status_code == 200
+                note = pool.submit(
+                    live.client().post, f"/api/bug-reports/{number}/events", json={"body": "agents are not shed"}
+                )
+            finally:
+                blocker.rollback()
+                blocker.close()
+            assert first.result().status_code == 201 and queued.result().status_code == 201
+            assert note.result().status_code == 201
+        titles = {r.title for r in BugReport.select()}
+        assert {"first in", "queued behind"} <= titles and "shed" not in titles
+        assert shed(live, "ingest") == 1
+        # The queue has caught up: submissions are admitted again.
+        assert live.client().post("/api/bug-reports", json=submission()).status_code == 201
