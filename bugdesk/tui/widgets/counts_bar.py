@@ -37,7 +37,8 @@ class CountsBar(Static):
         if summary is None:
             return
         self._summary = summary
-        wide = self.size.width >= self.WIDE
+        # Before the first layout the bar has no size yet; it spans the screen, so the screen's width stands in.
+        wide = (self.size.width or self.app.size.width) >= self.WIDE
         text = Text(" bugdesk " if wide else " ", style="bold", no_wrap=True, overflow="ellipsis")
         text.append(f" open {summary['open']:,} ", style="bold")
         for severity in SEVERITIES:
