@@ -75,14 +75,9 @@ _GC_THRESHOLDS = (200_000, 50, 100)
 _WINDOW_TASKS = 256
 
 
-def default_jobs(bulk: bool = False) -> int:
-    """Worker processes for reading: every core but the one that writes (at most four); none on one core.
-
-    A bulk load's writer needs a fraction of a reader's CPU per entry, so it reads with every
-    core: on 2 cores, 1,766 against 1,125 reports/s with one reader (docs/benchmarks.md).
-    """
-    cores = os.cpu_count() or 1
-    return max(0, min(4, cores if bulk and cores > 1 else cores - 1))
+def default_jobs() -> int:
+    """Worker processes for reading: every core but the one that writes (at most four); none on one core."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
 @dataclass
@@ -90,7 +85,7 @@ class ImportOptions:
     """How to run an import; every field has a documented CLI option."""
 
     batch_size: int = 1000
-    jobs: int | None = None  # reader processes; None: default_jobs() for the mode the run is in
+    jobs: int = field(default_factory=default_jobs)
     settle_seconds: float = 5.0
     verify: bool = False
     dry_run: bool = False
@@ -643,8 +638,7 @@ def _write(
             progress.advance(sum(1 for p in batch if p.file.last_part), sum(len(p.items) for p in batch))
         batch, size = [], 0
 
-    jobs = default_jobs(summary.bulk) if options.jobs is None else options.jobs
-    for parts in _results(tasks, ctx, jobs, stop):
+    for parts in _results(tasks, ctx, options.jobs, stop):
         for part in parts:
             batch.append(part)
             size += len(part.items)

@@ -40,8 +40,7 @@ Jobs = Annotated[
         "--jobs",
         min=0,
         envvar="BUGDESK_SYNC_JOBS",
-        help="Worker processes reading files; 0 reads in the writing process "
-        "(default: cores - 1, every core for a bulk load; at most 4).",
+        help="Worker processes reading files; 0 reads in the writing process (default: cores - 1, at most 4).",
         show_default=False,
     ),
 ]
@@ -195,11 +194,11 @@ def sync_import(
 
     Example: bugdesk sync import /srv/legacy/reports --dry-run
     """
-    from sync.importer import ImportOptions, run_import
+    from sync.importer import ImportOptions, default_jobs, run_import
 
     options = ImportOptions(
         batch_size=batch_size,
-        jobs=jobs,
+        jobs=default_jobs() if jobs is None else jobs,
         settle_seconds=settle,
         verify=verify,
         dry_run=dry_run,
